@@ -1,0 +1,1 @@
+"""The application database: table definitions (from the catalog) and the audit tables."""

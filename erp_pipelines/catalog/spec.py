@@ -1,0 +1,111 @@
+"""The declarative table spec: the single place that says how one source table becomes one app table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandera.pandas as pa_pandas
+import sqlalchemy as sa
+
+from erp_pipelines.engine.decoders import Decoder
+
+SourceSystem = Literal["as400", "legacy_4d"]
+Cadence = Literal["hourly", "daily"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One application column, decoded from one or more source columns."""
+
+    target: str
+    source: tuple[str, ...]
+    decoder: Decoder
+    sql_type: sa.types.TypeEngine
+    nullable: bool = True
+    description: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        target: str,
+        source: str | tuple[str, ...],
+        decoder: Decoder,
+        sql_type: sa.types.TypeEngine,
+        *,
+        nullable: bool = True,
+        description: str = "",
+    ) -> Column:
+        return cls(target, (source,) if isinstance(source, str) else source, decoder, sql_type, nullable, description)
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A reference to a parent entity's business key; a row whose parent is missing is rejected."""
+
+    columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChangeTracking:
+    """How the source marks changed rows.
+
+    AS400: a CYYMMDD change-date column plus an HHMMSS change-time column. 4D: the `__GlobalStamp` data
+    change tracking field (deletions in `__DeletedRecords`).
+    """
+
+    columns: tuple[str, ...]
+    overlap_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One synced entity: source table, business key, column mapping, validation model, target, cadence."""
+
+    entity: str
+    source_system: SourceSystem
+    source_table: str
+    target_table: str
+    business_key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    model: type[pa_pandas.DataFrameModel]
+    cadence: Cadence
+    description: str
+    change_tracking: ChangeTracking | None = None
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+    max_rejected_share: float | None = None
+    extra_source_columns: tuple[str, ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.target for column in self.columns]
+
+    @property
+    def source_columns(self) -> list[str]:
+        """Every source column the spec reads, in a stable order, without repeats."""
+        names: list[str] = []
+        for column in self.columns:
+            names.extend(name for name in column.source if name not in names)
+        if self.change_tracking:
+            names.extend(name for name in self.change_tracking.columns if name not in names)
+        names.extend(name for name in self.extra_source_columns if name not in names)
+        return names
+
+    @property
+    def source_key_columns(self) -> list[str]:
+        """The raw source columns behind the business key (used to name a record in the quarantine)."""
+        by_target = {column.target: column for column in self.columns}
+        names: list[str] = []
+        for key in self.business_key:
+            names.extend(name for name in by_target[key].source if name not in names)
+        return names
+
+    @property
+    def parents(self) -> list[str]:
+        return [fk.parent for fk in self.foreign_keys]
+
+    def column(self, target: str) -> Column:
+        return next(column for column in self.columns if column.target == target)

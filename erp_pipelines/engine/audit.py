@@ -1,0 +1,122 @@
+"""The audit trail: one `sync_run` row per table per run, `sync_error` per rejected record, watermarks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from erp_pipelines.app_db.tables import sync_error, sync_run, sync_watermark
+from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.engine.decoders import python_value
+from erp_pipelines.sources.base import Watermark
+
+
+def source_keys(spec: TableSpec, raw: pa.RecordBatch | pa.Table) -> pa.Array:
+    """How a record is named in the quarantine: its raw source key values, trimmed, joined by '|'."""
+    parts = [pc.utf8_trim(pc.cast(raw.column(name), pa.string()), characters=" ") for name in spec.source_key_columns]
+    parts = [pc.fill_null(part, "") for part in parts]
+    return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "|")
+
+
+def raw_record(raw: pa.RecordBatch, row: int) -> dict[str, Any]:
+    return {name: python_value(raw.column(name)[row].as_py()) for name in raw.schema.names}
+
+
+class Audit:
+    """Reads and writes the audit tables on the sync's own connection (same transactions as the data)."""
+
+    def __init__(self, connection: sa.Connection, spec: TableSpec) -> None:
+        self.connection = connection
+        self.spec = spec
+
+    def load_watermark(self) -> Watermark | None:
+        return self.connection.execute(
+            sa.select(sync_watermark.c.value).where(sync_watermark.c.entity == self.spec.entity)
+        ).scalar_one_or_none()
+
+    def start(self, mode: str, dagster_run_id: str | None, watermark: Watermark | None) -> int:
+        run_id = self.connection.execute(
+            sa.insert(sync_run)
+            .values(
+                source_system=self.spec.source_system,
+                entity=self.spec.entity,
+                source_table=self.spec.source_table,
+                target_table=self.spec.target_table,
+                mode=mode,
+                status="RUNNING",
+                dagster_run_id=dagster_run_id,
+                watermark_before=watermark,
+            )
+            .returning(sync_run.c.id)
+        ).scalar_one()
+        self.connection.commit()
+        return int(run_id)
+
+    def record_errors(
+        self, run_id: int, raw: pa.RecordBatch, rows: Sequence[int], rules: Sequence[dict[str, str]]
+    ) -> None:
+        """Quarantines rejected rows with every failed rule, the source key and the raw record."""
+        if not rows:
+            return
+        keys = source_keys(self.spec, raw.take(pa.array(rows, pa.int64()))).to_pylist()
+        self.connection.execute(
+            sa.insert(sync_error),
+            [
+                {
+                    "sync_run_id": run_id,
+                    "source_system": self.spec.source_system,
+                    "entity": self.spec.entity,
+                    "source_key": key,
+                    "rules": sorted(failed),
+                    "error_message": "; ".join(failed.values()),
+                    "raw_record": json.loads(json.dumps(raw_record(raw, row), default=str)),
+                }
+                for row, key, failed in zip(rows, keys, rules, strict=True)
+            ],
+        )
+
+    def has_open_errors(self) -> bool:
+        return self.connection.execute(
+            sa.select(sa.literal(1))
+            .where(sync_error.c.entity == self.spec.entity, sync_error.c.resolved_at.is_(None))
+            .limit(1)
+        ).first() is not None
+
+    def resolve_errors(self, run_id: int, loaded_keys: list[str]) -> int:
+        """Closes open quarantine entries whose record has now loaded (replay or a fixed source)."""
+        if not loaded_keys:
+            return 0
+        return self.connection.execute(
+            sa.update(sync_error)
+            .where(
+                sync_error.c.entity == self.spec.entity,
+                sync_error.c.resolved_at.is_(None),
+                sync_error.c.source_key.in_(loaded_keys),
+                sync_error.c.sync_run_id != run_id,
+            )
+            .values(resolved_at=sa.func.now(), resolved_by_run_id=run_id)
+        ).rowcount
+
+    def save_watermark(self, run_id: int, value: Watermark) -> None:
+        statement = sa.dialects.postgresql.insert(sync_watermark).values(
+            entity=self.spec.entity, source_system=self.spec.source_system, value=value, sync_run_id=run_id
+        )
+        self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[sync_watermark.c.entity],
+                set_={"value": value, "sync_run_id": run_id, "updated_at": sa.func.now()},
+            )
+        )
+
+    def finish(self, run_id: int, status: str, counts: dict[str, int], **fields: Any) -> None:
+        self.connection.execute(
+            sa.update(sync_run)
+            .where(sync_run.c.id == run_id)
+            .values(status=status, finished_at=dt.datetime.now(dt.UTC), **counts, **fields)
+        )

@@ -1,0 +1,301 @@
+"""Vectorised decoders that turn legacy source values into typed application values.
+
+Each decoder takes the raw Arrow column(s) of one batch and returns the decoded column plus a mask of the
+rows it could not decode, with a reason. Decoding never raises on bad data: a bad value becomes a
+rejected row, the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded column and the rows whose raw value was not acceptable."""
+
+    values: pa.Array
+    invalid: np.ndarray | None = None
+    reason: str = ""
+
+    def invalid_rows(self) -> np.ndarray:
+        return np.zeros(len(self.values), dtype=bool) if self.invalid is None else self.invalid
+
+
+class Decoder:
+    """Base class: `__call__` decodes the source columns of one batch into one target column."""
+
+    arrow_type: pa.DataType
+    reason: str = "cannot be decoded"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+
+def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _to_int64(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Integer values and a null mask of a numeric (decimal, integer or numeric-text) column."""
+    column = _as_array(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        texts = column.to_pylist()
+        numbers = np.zeros(len(texts), dtype=np.int64)
+        nulls = np.zeros(len(texts), dtype=bool)
+        for i, text in enumerate(texts):
+            try:
+                numbers[i] = int(text.strip())
+            except (AttributeError, ValueError):
+                nulls[i] = True
+        return numbers, nulls
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_decimal(column.type):
+        column = pc.cast(column, pa.int64(), safe=False)
+    numbers = column.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return numbers, nulls
+
+
+def _dates_from_parts(years: np.ndarray, months: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """datetime64[D] values and a validity mask; rejects month 13, 30 February and the like."""
+    valid = (months >= 1) & (months <= 12) & (days >= 1) & (days <= 31) & (years >= 1) & (years <= 9999)
+    safe_months = np.where(valid, (years - 1970) * 12 + (months - 1), 0).astype("datetime64[M]")
+    dates = safe_months.astype("datetime64[D]") + np.where(valid, days - 1, 0).astype("timedelta64[D]")
+    valid &= dates.astype("datetime64[M]") == safe_months
+    return dates, valid
+
+
+class TrimmedText(Decoder):
+    """Blank-padded CHAR → text without trailing blanks; blank becomes '' (or NULL when asked)."""
+
+    arrow_type = pa.string()
+
+    def __init__(self, blank_as_null: bool = False) -> None:
+        self.blank_as_null = blank_as_null
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        column = _as_array(columns[0])
+        if not pa.types.is_string(column.type):
+            column = pc.cast(column, pa.string())
+        trimmed = pc.utf8_rtrim(column, characters=" ")
+        if self.blank_as_null:
+            trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+        return Decoded(trimmed)
+
+
+class Text(Decoder):
+    """Text kept as it is (VARCHAR, 4D text); only NULL handling."""
+
+    arrow_type = pa.string()
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        column = _as_array(columns[0])
+        return Decoded(column if pa.types.is_string(column.type) else pc.cast(column, pa.string()))
+
+
+class CyymmddDate(Decoder):
+    """IBM i CYYMMDD numeric date (DECIMAL(7,0)): C=0 → 19xx, C=1 → 20xx; 0 means "no date"."""
+
+    arrow_type = pa.date32()
+    reason = "is not a valid CYYMMDD date"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        numbers, nulls = _to_int64(columns[0])
+        century, rest = numbers // 1_000_000, numbers % 1_000_000
+        dates, valid = _dates_from_parts(1900 + century * 100 + rest // 10_000, rest // 100 % 100, rest % 100)
+        empty = (numbers == 0) | nulls
+        valid &= (century >= 0) & (century <= 9)
+        invalid = ~valid & ~empty
+        values = pa.array(dates, type=pa.date32(), mask=~valid | empty)
+        return Decoded(values, invalid if invalid.any() else None, self.reason)
+
+
+def _seconds_of_day(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hours, minutes, seconds = numbers // 10_000, numbers // 100 % 100, numbers % 100
+    valid = (numbers >= 0) & (hours <= 23) & (minutes <= 59) & (seconds <= 59)
+    return hours * 3600 + minutes * 60 + seconds, valid
+
+
+class HhmmssTime(Decoder):
+    """IBM i HHMMSS numeric time (DECIMAL(6,0))."""
+
+    arrow_type = pa.time64("us")
+    reason = "is not a valid HHMMSS time"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        numbers, nulls = _to_int64(columns[0])
+        seconds, valid = _seconds_of_day(numbers)
+        invalid = ~valid & ~nulls
+        values = pa.array(np.where(valid, seconds, 0) * 1_000_000, type=pa.time64("us"), mask=~valid | nulls)
+        return Decoded(values, invalid if invalid.any() else None, self.reason)
+
+
+class CyymmddHhmmssTimestamp(Decoder):
+    """A CYYMMDD date column plus an HHMMSS time column → one timestamp (change-tracking pairs)."""
+
+    arrow_type = pa.timestamp("us")
+    reason = "is not a valid CYYMMDD date with HHMMSS time"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        date = CyymmddDate()([columns[0]])
+        numbers, time_nulls = _to_int64(columns[1])
+        seconds, time_valid = _seconds_of_day(numbers)
+        date_valid = ~date.values.is_null().to_numpy(zero_copy_only=False)
+        valid = date_valid & time_valid & ~time_nulls
+        days = date.values.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        micros = (days * 86_400 + np.where(time_valid, seconds, 0)) * 1_000_000
+        invalid = date.invalid_rows() | (date_valid & ~time_valid)
+        values = pa.array(micros, type=pa.timestamp("us"), mask=~valid)
+        return Decoded(values, invalid if invalid.any() else None, self.reason)
+
+
+class Flag(Decoder):
+    """A one-character flag (e.g. 'Y'/'N', 'A'/'I') → boolean; values outside both sets are rejected."""
+
+    arrow_type = pa.bool_()
+    reason = "is not a known flag value"
+
+    def __init__(self, true_values: Sequence[str], false_values: Sequence[str]) -> None:
+        self.true_values = pa.array(list(true_values))
+        self.false_values = pa.array(list(false_values))
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        column = pc.utf8_trim(_as_array(columns[0]), characters=" ")
+        is_true = pc.is_in(column, value_set=self.true_values)
+        known = pc.or_(is_true, pc.is_in(column, value_set=self.false_values))
+        invalid = ~known.to_numpy(zero_copy_only=False)
+        values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
+        return Decoded(values, invalid if invalid.any() else None, self.reason)
+
+
+class Boolean(Decoder):
+    """JSON booleans (4D `bool`) and their text forms → boolean."""
+
+    arrow_type = pa.bool_()
+    reason = "is not a boolean"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        column = _as_array(columns[0])
+        if pa.types.is_boolean(column.type):
+            return Decoded(column)
+        return Flag(["true", "True", "1"], ["false", "False", "0"])([pc.cast(column, pa.string())])
+
+
+class Decimal(Decoder):
+    """Exact decimal of a given precision and scale; rejects NaN, infinities, text and overflow."""
+
+    reason = "is not a decimal number that fits"
+
+    def __init__(self, precision: int, scale: int) -> None:
+        self.precision, self.scale = precision, scale
+        self.arrow_type = pa.decimal128(precision, scale)
+
+    def __repr__(self) -> str:
+        return f"Decimal({self.precision}, {self.scale})"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        column = _as_array(columns[0])
+        try:
+            if pa.types.is_floating(column.type):
+                column = pc.cast(column, pa.string())
+            return Decoded(pc.cast(column, self.arrow_type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return self._decode_each(column)
+
+    def _decode_each(self, column: pa.Array) -> Decoded:
+        """Slow path, only for a batch that holds at least one bad value: find exactly which rows."""
+        quantum = decimal.Decimal(1).scaleb(-self.scale)
+        limit = decimal.Decimal(10) ** (self.precision - self.scale)
+        values: list[decimal.Decimal | None] = []
+        invalid = np.zeros(len(column), dtype=bool)
+        for i, raw in enumerate(column.to_pylist()):
+            if raw is None:
+                values.append(None)
+                continue
+            try:
+                number = decimal.Decimal(str(raw).strip())
+                rounded = number.quantize(quantum)
+                ok = number.is_finite() and rounded == number and abs(rounded) < limit
+            except (decimal.InvalidOperation, ValueError):
+                ok = False
+            values.append(rounded if ok else None)
+            invalid[i] = not ok
+        return Decoded(pa.array(values, type=self.arrow_type), invalid, self.reason)
+
+
+class Integer(Decoder):
+    """Whole numbers (4D `long`/`long64`, IBM i INTEGER/BIGINT)."""
+
+    arrow_type = pa.int64()
+    reason = "is not a whole number"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        column = _as_array(columns[0])
+        try:
+            return Decoded(pc.cast(column, pa.int64()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            numbers, nulls = _to_int64(pc.cast(column, pa.string()))
+            invalid = nulls & ~column.is_null().to_numpy(zero_copy_only=False)
+            return Decoded(pa.array(numbers, pa.int64(), mask=nulls), invalid, self.reason)
+
+
+class FourDDate(Decoder):
+    """4D REST date text `d!m!yyyy` (no zero padding); `0!0!0` is the empty date."""
+
+    arrow_type = pa.date32()
+    reason = "is not a valid 4D date (d!m!yyyy)"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        texts = _as_array(columns[0]).to_pylist()
+        n = len(texts)
+        parts = np.zeros((n, 3), dtype=np.int64)
+        empty = np.zeros(n, dtype=bool)
+        malformed = np.zeros(n, dtype=bool)
+        for i, text in enumerate(texts):
+            if text is None or text == "0!0!0" or text == "":
+                empty[i] = True
+                continue
+            pieces = str(text).split("!")
+            if len(pieces) != 3 or not all(piece.isdigit() for piece in pieces):
+                malformed[i] = True
+                continue
+            parts[i] = [int(piece) for piece in pieces]
+        dates, valid = _dates_from_parts(parts[:, 2], parts[:, 1], parts[:, 0])
+        valid &= ~malformed & ~empty
+        invalid = ~valid & ~empty
+        return Decoded(pa.array(dates, pa.date32(), mask=~valid), invalid if invalid.any() else None, self.reason)
+
+
+class FourDTime(Decoder):
+    """4D REST time: milliseconds since midnight (`duration`)."""
+
+    arrow_type = pa.time64("us")
+    reason = "is not a time of day in milliseconds"
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        numbers, nulls = _to_int64(pc.cast(_as_array(columns[0]), pa.string()))
+        valid = ~nulls & (numbers >= 0) & (numbers < 86_400_000)
+        invalid = ~valid & ~_as_array(columns[0]).is_null().to_numpy(zero_copy_only=False)
+        values = pa.array(np.where(valid, numbers, 0) * 1000, pa.time64("us"), mask=~valid)
+        return Decoded(values, invalid if invalid.any() else None, self.reason)
+
+
+def python_value(value: object) -> object:
+    """A JSON-safe form of a raw source value, for the quarantine's raw record."""
+    if isinstance(value, decimal.Decimal | dt.date | dt.time | dt.datetime):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value

@@ -1,0 +1,231 @@
+"""One table, one run: extract → decode → validate → quarantine → load → audit."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.engine.audit import Audit, source_keys
+from erp_pipelines.engine.loader import LateRejection, TargetWriter
+from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate
+from erp_pipelines.sources.base import SourceAdapter, Watermark
+
+SyncMode = Literal["incremental", "full"]
+DEFAULT_MAX_REJECTED_SHARE = 0.10
+REJECTED_SAMPLE_SIZE = 20
+
+log = logging.getLogger("erp_pipelines.sync")
+
+
+class RejectedShareExceededError(RuntimeError):
+    """More rows were rejected than the configured share allows; the run is marked FAILED."""
+
+    def __init__(self, report: SyncReport) -> None:
+        self.report = report
+        super().__init__(
+            f"{report.entity}: {report.rejected} of {report.processed} rows rejected "
+            f"({report.rejected_share:.1%}), above the allowed {report.max_rejected_share:.1%}; "
+            f"the {report.processed - report.rejected} valid rows were loaded, the rejected ones are in "
+            f"sync_error (sync_run {report.sync_run_id}). Fix the source or raise the limit."
+        )
+
+
+@dataclass
+class SyncReport:
+    """Exactly what one run did to one table."""
+
+    entity: str
+    source_system: str
+    source_table: str
+    target_table: str
+    mode: str
+    status: str = "RUNNING"
+    sync_run_id: int | None = None
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    batches: int = 0
+    duration_seconds: float = 0.0
+    watermark_before: Watermark | None = None
+    watermark_after: Watermark | None = None
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+    error_message: str | None = None
+    rejected_sample: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def rejected_share(self) -> float:
+        return self.rejected / self.processed if self.processed else 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.processed / self.duration_seconds if self.duration_seconds else 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "processed": self.processed,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "rejected": self.rejected,
+        }
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{name}={value}" for name, value in self.counts().items())
+        return f"{self.entity} [{self.mode}] {self.status}: {counts} in {self.duration_seconds:.2f}s"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"rows_per_second": self.rows_per_second}
+
+
+def _late_rows(batch: ValidatedBatch, spec: TableSpec, late: list[LateRejection]) -> dict[int, dict[str, str]]:
+    """Maps rows refused by the target checks back to their positions in the raw batch."""
+    if not late:
+        return {}
+    good = batch.good
+    keys = list(zip(*(good.column(c).to_pylist() for c in spec.business_key), strict=True))
+    position = {key: int(batch.passed[i]) for i, key in enumerate(keys)}
+    rows: dict[int, dict[str, str]] = {}
+    for rejection in late:
+        rows.setdefault(position[rejection.key], {})[rejection.rule] = rejection.message
+    return rows
+
+
+def _keys_with_values(spec: TableSpec, decoded: pa.Table) -> pa.Table:
+    keys = decoded.select(list(spec.business_key))
+    valid = functools.reduce(pc.and_, (pc.is_valid(column) for column in keys.columns))
+    return keys.filter(valid)
+
+
+def run_sync(
+    spec: TableSpec,
+    source: SourceAdapter,
+    engine: sa.Engine,
+    *,
+    mode: SyncMode = "incremental",
+    dagster_run_id: str | None = None,
+    max_rejected_share: float | None = None,
+    on_batch: Callable[[SyncReport], None] | None = None,
+) -> SyncReport:
+    """Syncs one table. Each batch commits with its quarantine rows; the watermark and the deletions
+    commit last, so a crash leaves the watermark behind the data and the next run redoes the rest."""
+    started = time.perf_counter()
+    limit = max_rejected_share if max_rejected_share is not None else (
+        spec.max_rejected_share if spec.max_rejected_share is not None else DEFAULT_MAX_REJECTED_SHARE
+    )
+    with engine.connect() as connection:
+        audit = Audit(connection, spec)
+        watermark = audit.load_watermark()
+        effective: SyncMode = "full" if mode == "full" or watermark is None else "incremental"
+        report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
+                            watermark_before=watermark, max_rejected_share=limit)
+        report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
+        log.info("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
+        try:
+            _load(spec, source, connection, audit, report, watermark, on_batch)
+        except Exception as exc:
+            connection.rollback()
+            report.status = "FAILED"
+            report.error_message = f"{type(exc).__name__}: {exc}"
+            report.duration_seconds = time.perf_counter() - started
+            audit.finish(report.sync_run_id, "FAILED", report.counts(), error_message=report.error_message)
+            connection.commit()
+            log.error("%s: sync failed: %s", spec.entity, report.error_message)
+            raise
+        report.duration_seconds = time.perf_counter() - started
+        if report.rejected_share > limit:
+            report.status = "FAILED"
+            report.error_message = str(RejectedShareExceededError(report))
+        else:
+            report.status = "PARTIALLY_COMPLETED" if report.rejected else "COMPLETED"
+        audit.finish(
+            report.sync_run_id,
+            report.status,
+            report.counts(),
+            watermark_after=report.watermark_after,
+            error_message=report.error_message,
+        )
+        connection.commit()
+    log.info("%s", report.summary())
+    if report.status == "FAILED":
+        raise RejectedShareExceededError(report)
+    return report
+
+
+def _load(
+    spec: TableSpec,
+    source: SourceAdapter,
+    connection: sa.Connection,
+    audit: Audit,
+    report: SyncReport,
+    watermark: Watermark | None,
+    on_batch: Callable[[SyncReport], None] | None,
+) -> None:
+    full = report.mode == "full"
+    writer = TargetWriter(connection, spec, report.sync_run_id or 0)
+    writer.prepare(track_seen_keys=full)
+    resolve = audit.has_open_errors()
+    with source.extract(spec, None if full else watermark) as extraction:
+        for raw in extraction.batches():
+            batch = decode_and_validate(spec, raw)
+            if full:
+                writer.remember_keys(_keys_with_values(spec, batch.decoded))
+            writer.stage_rows(batch.good)
+            late = _late_rows(batch, spec, writer.reject_against_target())
+            created, updated = writer.merge()
+            rejected = {**{row: dict(rules) for row, rules in batch.failures.by_row.items()}, **late}
+            rows = sorted(rejected)
+            audit.record_errors(report.sync_run_id or 0, raw, rows, [rejected[row] for row in rows])
+            if resolve:
+                loaded = np.setdiff1d(batch.passed, np.array(sorted(late), dtype=np.int64))
+                keys = source_keys(spec, raw.take(pa.array(loaded, pa.int64()))).to_pylist()
+                audit.resolve_errors(report.sync_run_id or 0, keys)
+            connection.commit()
+            report.batches += 1
+            report.processed += raw.num_rows
+            report.created += created
+            report.updated += updated
+            report.rejected += len(rows)
+            report.unchanged += raw.num_rows - len(rows) - created - updated
+            _sample(report, spec, raw, rows, rejected)
+            if on_batch:
+                on_batch(report)
+        deleted_keys = extraction.deleted_keys()
+        if full:
+            report.deleted = writer.soft_delete_missing()
+        elif deleted_keys is not None and deleted_keys.num_rows:
+            decoded = pa.Table.from_arrays(
+                [spec.column(c).decoder([deleted_keys.column(n) for n in spec.column(c).source]).values
+                 for c in spec.business_key],
+                names=list(spec.business_key),
+            )
+            report.deleted = writer.soft_delete_keys(decoded)
+        report.watermark_after = extraction.watermark() or watermark
+    if report.watermark_after is not None:
+        audit.save_watermark(report.sync_run_id or 0, report.watermark_after)
+
+
+def _sample(
+    report: SyncReport, spec: TableSpec, raw: pa.RecordBatch, rows: list[int], rejected: dict[int, dict[str, str]]
+) -> None:
+    room = REJECTED_SAMPLE_SIZE - len(report.rejected_sample)
+    if room <= 0 or not rows:
+        return
+    chosen = rows[:room]
+    keys = source_keys(spec, raw.take(pa.array(chosen, pa.int64()))).to_pylist()
+    report.rejected_sample.extend(
+        {"source_key": key, "reason": "; ".join(rejected[row].values())} for key, row in zip(keys, chosen, strict=True)
+    )

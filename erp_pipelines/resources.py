@@ -1,0 +1,97 @@
+"""Dagster resources: the AS400 connection, the application database. Secrets come as `dg.EnvVar`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from erp_pipelines.app_db.engine import app_engine
+from erp_pipelines.sources.as400.adapter import As400Source
+from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.as400.sql import parse_whitelist
+
+
+class As400Resource(dg.ConfigurableResource):
+    """Read-only ODBC access to the IBM i (or the sandbox stand-in), limited to whitelisted tables."""
+
+    dsn: str | None = Field(default=None, description="ODBC data source name (AS400_DSN)")
+    username: str = Field(description="Read-only user profile (AS400_USERNAME)")
+    password: str = Field(description="Its password (AS400_PASSWORD); never logged")
+    database: str | None = Field(default=None, description="RDB name (AS400_DATABASE)")
+    server: str | None = Field(default=None, description="Host name (AS400_SERVER)")
+    port: int | None = Field(default=None, description="Port (AS400_PORT; the IBM i driver ignores it)")
+    ssl: bool = Field(default=True, description="TLS (AS400_SSL); no plaintext fallback when on")
+    allowed_tables: str = Field(description="Whitelist LIBRARY.TABLE,... (AS400_ALLOWED_TABLES)")
+    odbc_driver: str = Field(default="IBM i Access ODBC Driver", description="AS400_ODBC_DRIVER")
+    driver_profile: str = Field(default="ibmi", description="Keyword set: ibmi or postgresql")
+    odbc_options: str = Field(default="", description="Extra ODBC keywords (AS400_ODBC_OPTIONS)")
+    batch_rows: int = Field(default=50_000, description="Rows per fetched Arrow batch")
+
+    def settings(self) -> As400Settings:
+        if self.driver_profile not in ("ibmi", "postgresql"):
+            raise ValueError(f"AS400_DRIVER_PROFILE must be 'ibmi' or 'postgresql', not {self.driver_profile!r}")
+        return As400Settings(
+            username=self.username,
+            password=self.password,
+            allowed_tables=parse_whitelist(self.allowed_tables),
+            dsn=self.dsn or None,
+            server=self.server or None,
+            port=self.port,
+            database=self.database or None,
+            ssl=self.ssl,
+            driver=self.odbc_driver,
+            profile=self.driver_profile,  # type: ignore[arg-type]
+            extra_options=self.odbc_options,
+            batch_rows=self.batch_rows,
+        )
+
+    def source(self) -> As400Source:
+        return As400Source(self.settings())
+
+
+class AppDatabaseResource(dg.ConfigurableResource):
+    """The application's PostgreSQL database (SQLAlchemy 2, psycopg2)."""
+
+    url: str = Field(description="APP_DATABASE_URL, postgresql+psycopg2://…")
+
+    def engine(self) -> sa.Engine:
+        return app_engine(self.url)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    return default if value in (None, "") else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def as400_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> As400Resource:
+    """The AS400 resource configured from the integration's environment variables.
+
+    With `secrets_from_env_var` the password stays a `dg.EnvVar` (resolved at launch, never shown in
+    the UI); without it the value is read now, for code that runs outside Dagster.
+    """
+    env = os.environ if env is None else env
+    port = env.get("AS400_PORT")
+    return As400Resource(
+        dsn=env.get("AS400_DSN") or None,
+        username=env.get("AS400_USERNAME", ""),
+        password=dg.EnvVar("AS400_PASSWORD") if secrets_from_env_var else env.get("AS400_PASSWORD", ""),
+        database=env.get("AS400_DATABASE") or None,
+        server=env.get("AS400_SERVER") or None,
+        port=int(port) if port else None,
+        ssl=_flag(env.get("AS400_SSL"), True),
+        allowed_tables=env.get("AS400_ALLOWED_TABLES", ""),
+        odbc_driver=env.get("AS400_ODBC_DRIVER", "IBM i Access ODBC Driver"),
+        driver_profile=env.get("AS400_DRIVER_PROFILE", "ibmi"),
+        odbc_options=env.get("AS400_ODBC_OPTIONS", ""),
+        batch_rows=int(env.get("AS400_BATCH_ROWS", "50000")),
+    )
+
+
+def app_database_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> AppDatabaseResource:
+    env = os.environ if env is None else env
+    return AppDatabaseResource(
+        url=dg.EnvVar("APP_DATABASE_URL") if secrets_from_env_var else env.get("APP_DATABASE_URL", "")
+    )

@@ -1,0 +1,48 @@
+"""Field helpers shared by the pandera models, so every text column gets the same hygiene rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa_pandas
+import pyarrow as pa
+from pandera.extensions import register_check_method
+
+TEXT = pd.ArrowDtype(pa.string())
+DATE = pd.ArrowDtype(pa.date32())
+TIME = pd.ArrowDtype(pa.time64("us"))
+TIMESTAMP = pd.ArrowDtype(pa.timestamp("us"))
+BOOL = pd.ArrowDtype(pa.bool_())
+INT = pd.ArrowDtype(pa.int64())
+
+# C0 control characters other than tab, line feed and carriage return; NUL cannot even be stored.
+_CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def decimal(precision: int, scale: int) -> pd.ArrowDtype:
+    return pd.ArrowDtype(pa.decimal128(precision, scale))
+
+
+@register_check_method(statistics=["flag"])
+def no_control_characters(series: pd.Series, *, flag: bool) -> pd.Series:
+    """Text must not carry control characters (they break exports and cannot all be stored)."""
+    if not flag:
+        return series.notna() | True
+    return ~series.str.contains(_CONTROL_CHARACTERS, regex=True).fillna(False).astype(bool)
+
+
+@register_check_method(statistics=["flag"])
+def not_blank(series: pd.Series, *, flag: bool) -> pd.Series:
+    """Required text: NULL, empty and all-blank values are refused."""
+    return series.notna() & (series.str.strip().str.len() > 0) if flag else series.notna() | True
+
+
+def text(*, required: bool = False, max_length: int | None = None, nullable: bool = True, **kwargs: Any) -> Any:
+    """A text field: no control characters, optionally required (not blank) and bounded in length."""
+    checks: dict[str, Any] = {"no_control_characters": True}
+    if required:
+        checks["not_blank"] = True
+    if max_length is not None:
+        kwargs["str_length"] = {"max_value": max_length}
+    return pa_pandas.Field(nullable=nullable and not required, **checks, **kwargs)

@@ -1,0 +1,55 @@
+"""What the engine needs from a source system: batches of raw rows, a watermark, deletions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from erp_pipelines.catalog.spec import TableSpec
+
+Watermark = dict[str, Any]
+
+
+class SyncSourceError(Exception):
+    """Base class of source errors; their messages never contain credentials."""
+
+
+class SchemaDriftError(SyncSourceError):
+    """The source table no longer has the columns the spec reads."""
+
+
+class TableNotAllowedError(SyncSourceError):
+    """The table is not whitelisted; raised before any connection is opened."""
+
+
+class Extraction(Protocol):
+    """One read of one table, started by `SourceAdapter.extract`."""
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Raw rows with the spec's source column names; memory stays bounded by the batch size."""
+        ...
+
+    def watermark(self) -> Watermark | None:
+        """The position to resume from next time; valid once `batches()` is exhausted."""
+        ...
+
+    def deleted_keys(self) -> pa.RecordBatch | None:
+        """Source keys deleted since the watermark, when the source can tell (4D); else None."""
+        ...
+
+
+class SourceAdapter(Protocol):
+    """A source system seen by the engine. AS400 and 4D implement it; the engine knows nothing else."""
+
+    system: str
+
+    def extract(self, spec: TableSpec, since: Watermark | None) -> AbstractContextManager[Extraction]:
+        """Reads the whole table (`since` is None) or the rows changed since a watermark."""
+        ...
+
+    def count_rows(self, spec: TableSpec) -> int:
+        """Rows in the source table now (for reconciliation)."""
+        ...

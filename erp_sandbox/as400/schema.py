@@ -1,0 +1,121 @@
+"""DDL of the AS400 stand-in, shaped like real IBM i physical files.
+
+Upper-case quoted names (Db2 for i folds to upper case), blank-padded CHAR, packed DECIMAL quantities,
+CYYMMDD dates in DECIMAL(7,0) with 0 for "no date", HHMMSS times in DECIMAL(6,0), composite keys and no
+foreign keys (legacy DDS files have none, so orphans exist). `QSYS2` and `SYSIBM` hold views with IBM's
+catalog names so the connector's catalog queries run unchanged on both systems.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+
+LIBRARIES = ("PRODUCTLIB", "INVENTORYLIB")
+
+TABLES_DDL = """
+create table if not exists "PRODUCTLIB"."PRODUCTS" (
+    "ITEMNO"   char(15)      not null,
+    "ITEMDESC" char(40)      not null default '',
+    "SKU"      char(20)      not null default '',
+    "ITEMCLS"  char(4)       not null default '',
+    "UOM"      char(2)       not null default '',
+    "ITEMSTS"  char(1)       not null default 'A',
+    "CRTDAT"   decimal(7, 0) not null default 0,
+    "CHGDAT"   decimal(7, 0) not null default 0,
+    "CHGTIM"   decimal(6, 0) not null default 0,
+    constraint "PRODUCTS_PK" primary key ("ITEMNO")
+);
+create table if not exists "PRODUCTLIB"."MEASUREMENTS" (
+    "ITEMNO"  char(15)       not null,
+    "MEASTYP" char(3)        not null,
+    "MEASVAL" decimal(11, 4) not null default 0,
+    "MEASUOM" char(3)        not null default '',
+    "CHGDAT"  decimal(7, 0)  not null default 0,
+    "CHGTIM"  decimal(6, 0)  not null default 0,
+    constraint "MEASUREMENTS_PK" primary key ("ITEMNO", "MEASTYP")
+);
+create table if not exists "PRODUCTLIB"."PRICING" (
+    "ITEMNO"  char(15)       not null,
+    "PRCLST"  char(4)        not null,
+    "EFFDAT"  decimal(7, 0)  not null,
+    "EXPDAT"  decimal(7, 0)  not null default 0,
+    "UNITPRC" decimal(11, 4) not null default 0,
+    "CURCDE"  char(3)        not null default '',
+    "CHGDAT"  decimal(7, 0)  not null default 0,
+    "CHGTIM"  decimal(6, 0)  not null default 0,
+    constraint "PRICING_PK" primary key ("ITEMNO", "PRCLST", "EFFDAT")
+);
+create table if not exists "INVENTORYLIB"."INVENTORY" (
+    "ITEMNO" char(15)       not null,
+    "WHSE"   char(3)        not null,
+    "ONHAND" decimal(11, 3) not null default 0,
+    "ALLOC"  decimal(11, 3) not null default 0,
+    "ONORD"  decimal(11, 3) not null default 0,
+    "UOM"    char(2)        not null default '',
+    "BIN"    char(10)       not null default '',
+    "LOTCTL" char(1)        not null default 'N',
+    "CHGDAT" decimal(7, 0)  not null default 0,
+    "CHGTIM" decimal(6, 0)  not null default 0,
+    constraint "INVENTORY_PK" primary key ("ITEMNO", "WHSE")
+);
+create index if not exists "PRODUCTS_CHG" on "PRODUCTLIB"."PRODUCTS" ("CHGDAT", "CHGTIM");
+create index if not exists "MEASUREMENTS_CHG" on "PRODUCTLIB"."MEASUREMENTS" ("CHGDAT", "CHGTIM");
+create index if not exists "PRICING_CHG" on "PRODUCTLIB"."PRICING" ("CHGDAT", "CHGTIM");
+create index if not exists "INVENTORY_CHG" on "INVENTORYLIB"."INVENTORY" ("CHGDAT", "CHGTIM");
+"""
+
+CATALOG_DDL = """
+create schema if not exists "QSYS2";
+create schema if not exists "SYSIBM";
+create or replace view "SYSIBM"."SYSDUMMY1" as select 'Y'::char(1) as "IBMREQD";
+create or replace view "QSYS2"."SYSTABLES" as
+select t.table_schema::varchar(128) as "TABLE_SCHEMA", t.table_name::varchar(128) as "TABLE_NAME",
+       t.table_schema::char(10) as "SYSTEM_TABLE_SCHEMA", t.table_name::char(10) as "SYSTEM_TABLE_NAME",
+       'P'::char(1) as "TABLE_TYPE", 'D'::char(1) as "FILE_TYPE",
+       (select count(*) from information_schema.columns c
+         where c.table_schema = t.table_schema and c.table_name = t.table_name)::integer as "COLUMN_COUNT"
+from information_schema.tables t
+where t.table_schema in ('PRODUCTLIB', 'INVENTORYLIB') and t.table_type = 'BASE TABLE';
+create or replace view "QSYS2"."SYSCOLUMNS2" as
+select c.table_schema::varchar(128) as "TABLE_SCHEMA", c.table_name::varchar(128) as "TABLE_NAME",
+       c.column_name::varchar(128) as "COLUMN_NAME", c.column_name::char(10) as "SYSTEM_COLUMN_NAME",
+       c.ordinal_position::integer as "ORDINAL_POSITION",
+       (case c.data_type when 'character' then 'CHAR' when 'character varying' then 'VARCHAR'
+                         when 'numeric' then 'DECIMAL' when 'integer' then 'INTEGER' when 'bigint' then 'BIGINT'
+                         when 'smallint' then 'SMALLINT' when 'date' then 'DATE' when 'bytea' then 'VARBIN'
+                         when 'timestamp without time zone' then 'TIMESTMP' else upper(c.data_type) end
+       )::varchar(8) as "DATA_TYPE",
+       coalesce(c.character_maximum_length, c.numeric_precision, 0)::integer as "LENGTH",
+       c.numeric_scale::integer as "NUMERIC_SCALE",
+       (case c.is_nullable when 'YES' then 'Y' else 'N' end)::char(1) as "IS_NULLABLE",
+       (case when c.data_type in ('character', 'character varying') then 37 end)::integer as "CCSID"
+from information_schema.columns c
+where c.table_schema in ('PRODUCTLIB', 'INVENTORYLIB');
+create or replace view "QSYS2"."SYSTABLESTAT" as
+select s.schemaname::varchar(128) as "TABLE_SCHEMA", s.relname::varchar(128) as "TABLE_NAME",
+       s.n_live_tup::bigint as "NUMBER_ROWS", s.n_dead_tup::bigint as "NUMBER_DELETED_ROWS",
+       1::integer as "NUMBER_PARTITIONS"
+from pg_stat_user_tables s
+where s.schemaname in ('PRODUCTLIB', 'INVENTORYLIB');
+"""
+
+
+def grants_sql(reader: str = "as400_reader") -> str:
+    schemas = ", ".join(f'"{name}"' for name in (*LIBRARIES, "QSYS2", "SYSIBM"))
+    return (
+        f"revoke create on schema public from public;"
+        f"grant usage on schema {schemas} to {reader};"
+        + "".join(f'grant select on all tables in schema "{name}" to {reader};' for name in LIBRARIES)
+        + f'grant select on all tables in schema "QSYS2", "SYSIBM" to {reader};'
+    )
+
+
+def create_schema(owner_url: str) -> None:
+    """Creates the libraries, tables and catalog views; safe to run again."""
+    with psycopg2.connect(owner_url) as conn, conn.cursor() as cur:
+        for library in LIBRARIES:
+            cur.execute(f'create schema if not exists "{library}"')
+        cur.execute(TABLES_DDL)
+        cur.execute(CATALOG_DDL)
+        cur.execute(grants_sql())
+    conn.close()

@@ -1,0 +1,164 @@
+"""Provisions the local sandbox: secrets, roles, the generated `.env`, the ODBC DSN and the AS400 stand-in.
+
+Called by scripts/_common.sh. Every command is idempotent. Passwords are generated once per machine,
+kept in `.sandbox/secrets.env` (mode 600, never committed) and fed to psql on standard input, so they
+never appear in process arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_DIR = ROOT / ".sandbox"
+
+SECRET_NAMES = (
+    "ERP_APP_PASSWORD",
+    "ERP_DAGSTER_PASSWORD",
+    "AS400_OWNER_PASSWORD",
+    "AS400_PASSWORD",
+    "LEGACY4D_STORE_PASSWORD",
+    "LEGACY_API_PASSWORD",
+)
+
+# role -> (password variable, login options)
+ROLES = {
+    "erp_app": ("ERP_APP_PASSWORD", ""),
+    "erp_dagster": ("ERP_DAGSTER_PASSWORD", ""),
+    "as400_owner": ("AS400_OWNER_PASSWORD", ""),
+    "as400_reader": ("AS400_PASSWORD", ""),
+    "legacy4d": ("LEGACY4D_STORE_PASSWORD", ""),
+}
+
+AS400_DSN_NAME = "ERP_AS400_SANDBOX"
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, value = line.split("=", 1)
+                values[key.strip()] = value.strip().strip("'")
+    return values
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def ensure_secrets(out: Path) -> None:
+    """Generates the sandbox passwords once; a rerun keeps the existing ones."""
+    existing = _read_env_file(out)
+    values = {name: existing.get(name) or secrets.token_hex(16) for name in SECRET_NAMES}
+    _write_private(out, "".join(f"{name}='{value}'\n" for name, value in values.items()))
+
+
+def roles_sql() -> str:
+    """SQL (for psql on stdin) that creates or updates the sandbox roles with the current passwords."""
+    statements = []
+    for role, (password_var, _) in ROLES.items():
+        password = os.environ[password_var].replace("'", "''")
+        statements.append(
+            f"do $$ begin if not exists (select from pg_roles where rolname = '{role}') then "
+            f"create role {role} login; end if; end $$;\n"
+            f"alter role {role} with login password '{password}';"
+        )
+    # The AS400 reader is read-only at the server: every transaction it opens is read-only.
+    statements.append("alter role as400_reader set default_transaction_read_only = on;")
+    return "\n".join(statements) + "\n"
+
+
+def _pg_url(user: str, password_var: str, database: str, driver: str = "postgresql+psycopg2") -> str:
+    host = os.environ.get("ERP_PG_HOST", "127.0.0.1")
+    port = os.environ.get("ERP_PG_PORT", "5432")
+    return f"{driver}://{user}:{quote(os.environ[password_var], safe='')}@{host}:{port}/{database}"
+
+
+def write_env(out: Path) -> None:
+    """Writes the `.env` that Dagster, the CLI, the emulator and the tests read (mode 600)."""
+    host = os.environ.get("ERP_PG_HOST", "127.0.0.1")
+    port = os.environ.get("ERP_PG_PORT", "5432")
+    odbc_ini = SANDBOX_DIR / "odbc.ini"
+    odbc_ini.write_text(
+        f"[{AS400_DSN_NAME}]\n"
+        "Description = AS400 stand-in (PostgreSQL through psqlODBC)\n"
+        "Driver = PostgreSQL Unicode\n"
+        f"Servername = {host}\n"
+        f"Port = {port}\n"
+        "Database = as400\n"
+    )
+    preserved = {
+        key: value
+        for key, value in _read_env_file(out).items()
+        if key in {"AS400_SYNC_ENABLED", "AS400_SYNC_INTERVAL", "ERP_TIMEZONE"}
+    }
+    env = {
+        "ERP_PG_HOST": host,
+        "ERP_PG_PORT": port,
+        "APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app"),
+        "DAGSTER_HOME": str(SANDBOX_DIR / "dagster_home"),
+        "DAGSTER_PG_HOST": host,
+        "DAGSTER_PG_PORT": port,
+        "DAGSTER_PG_USER": "erp_dagster",
+        "DAGSTER_PG_PASSWORD": os.environ["ERP_DAGSTER_PASSWORD"],
+        "DAGSTER_PG_DB": "erp_dagster",
+        "ODBCINI": str(odbc_ini),
+        "AS400_DSN": AS400_DSN_NAME,
+        "AS400_USERNAME": "as400_reader",
+        "AS400_PASSWORD": os.environ["AS400_PASSWORD"],
+        "AS400_DATABASE": "as400",
+        "AS400_SERVER": host,
+        "AS400_PORT": port,
+        "AS400_SSL": "true",
+        "AS400_ODBC_DRIVER": "PostgreSQL Unicode",
+        "AS400_DRIVER_PROFILE": "postgresql",
+        "AS400_ALLOWED_TABLES": "PRODUCTLIB.PRODUCTS,PRODUCTLIB.MEASUREMENTS,PRODUCTLIB.PRICING,INVENTORYLIB.INVENTORY",
+        "AS400_SANDBOX_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400", "postgresql"),
+        "LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d", "postgresql"),
+        "LEGACY_API_HOST": "127.0.0.1",
+        "LEGACY_API_PORT": "8080",
+        "LEGACY_API_USERNAME": "erp_sync",
+        "LEGACY_API_PASSWORD": os.environ["LEGACY_API_PASSWORD"],
+        "LEGACY_API_TIMEOUT": "30",
+        "LEGACY_SYNC_BATCH_SIZE": "1000",
+        "LEGACY4D_LICENSES": "3",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        **preserved,
+    }
+    _write_private(out, "".join(f"{key}='{value}'\n" for key, value in env.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m erp_sandbox.provision")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("secrets").add_argument("--out", type=Path, required=True)
+    sub.add_parser("roles-sql")
+    sub.add_parser("env").add_argument("--out", type=Path, required=True)
+    schema = sub.add_parser("as400-schema")
+    schema.add_argument("--owner-url", default=os.environ.get("AS400_SANDBOX_OWNER_URL"))
+    args = parser.parse_args(argv)
+    if args.command == "secrets":
+        ensure_secrets(args.out)
+    elif args.command == "roles-sql":
+        sys.stdout.write(roles_sql())
+    elif args.command == "env":
+        write_env(args.out)
+    else:
+        from erp_sandbox.as400.schema import create_schema
+
+        create_schema(args.owner_url)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

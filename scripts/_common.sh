@@ -1,0 +1,130 @@
+# Shared by scripts/setup, scripts/demo and scripts/test. Sourced, never run.
+# Every step is idempotent: it checks before it changes anything, so the scripts can run again
+# on a machine where they already ran.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SANDBOX_DIR="$ROOT/.sandbox"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+export ERP_PG_HOST="${ERP_PG_HOST:-127.0.0.1}"
+export ERP_PG_PORT="${ERP_PG_PORT:-5432}"
+
+log() { printf '\033[1;34m[erp_pipelines]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[erp_pipelines] %s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- OS packages -------------------------------------------------------------------------------
+ensure_os_packages() {
+  local wanted=(unixodbc unixodbc-dev odbc-postgresql openssl)
+  if [ -z "${ERP_PG_ADMIN_URL:-}" ]; then wanted+=(postgresql); fi
+  local missing=()
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing OS packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  odbcinst -q -d | grep -q '^\[PostgreSQL Unicode\]' || die "ODBC driver 'PostgreSQL Unicode' is not registered"
+}
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+# With ERP_PG_ADMIN_URL the user brings their own server (a superuser URL used only to provision);
+# otherwise the local Debian cluster is started (and created if absent) with TLS switched on.
+admin_psql() {
+  if [ -n "${ERP_PG_ADMIN_URL:-}" ]; then
+    psql "$ERP_PG_ADMIN_URL" -v ON_ERROR_STOP=1 -qAt "$@"
+  else
+    (cd / && as_root runuser -u postgres -- psql -p "$ERP_PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@")
+  fi
+}
+
+ensure_postgres() {
+  if [ -n "${ERP_PG_ADMIN_URL:-}" ]; then
+    admin_psql -c 'select 1' >/dev/null || die "cannot reach PostgreSQL through ERP_PG_ADMIN_URL"
+    return
+  fi
+  local version cluster=main
+  version="$(ls /usr/lib/postgresql | sort -n | tail -n 1)"
+  [ -n "$version" ] || die "no PostgreSQL server installed"
+  if ! pg_lsclusters -h | awk '{print $1"/"$2}' | grep -qx "$version/$cluster"; then
+    log "creating PostgreSQL $version cluster"
+    as_root pg_createcluster "$version" "$cluster" -p "$ERP_PG_PORT" >/dev/null
+  fi
+  local datadir
+  datadir="$(pg_lsclusters -h | awk -v v="$version" -v c="$cluster" '$1==v && $2==c {print $6}')"
+  if [ ! -f "$datadir/erp_server.crt" ]; then
+    log "creating a self-signed TLS certificate for the sandbox server"
+    as_root openssl req -new -x509 -days 3650 -nodes -subj "/CN=localhost" \
+      -out "$datadir/erp_server.crt" -keyout "$datadir/erp_server.key" >/dev/null 2>&1
+    as_root chown postgres:postgres "$datadir/erp_server.crt" "$datadir/erp_server.key"
+    as_root chmod 600 "$datadir/erp_server.key"
+  fi
+  if ! pg_lsclusters -h | awk -v v="$version" -v c="$cluster" '$1==v && $2==c {print $4}' | grep -q online; then
+    log "starting PostgreSQL $version/$cluster"
+    as_root pg_ctlcluster "$version" "$cluster" start
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h "$ERP_PG_HOST" -p "$ERP_PG_PORT" && break; sleep 1; done
+  if [ "$(admin_psql -c 'show ssl')" != "on" ]; then
+    log "switching TLS on"
+    admin_psql -c "alter system set ssl_cert_file = 'erp_server.crt'" \
+               -c "alter system set ssl_key_file = 'erp_server.key'" \
+               -c "alter system set ssl = on" -c "select pg_reload_conf()" >/dev/null
+    sleep 1
+    [ "$(admin_psql -c 'show ssl')" = "on" ] || die "PostgreSQL did not switch TLS on"
+  fi
+  if [ "$(admin_psql -c 'show max_connections')" -lt 200 ]; then
+    admin_psql -c "alter system set max_connections = 200" >/dev/null
+    as_root pg_ctlcluster "$version" "$cluster" restart
+    for _ in $(seq 1 30); do pg_isready -q -h "$ERP_PG_HOST" -p "$ERP_PG_PORT" && break; sleep 1; done
+  fi
+}
+
+# --- Python ------------------------------------------------------------------------------------
+ensure_venv() {
+  local stamp="$VENV/.erp_installed"
+  if [ ! -x "$PY" ]; then
+    log "creating .venv"
+    python3 -m venv "$VENV"
+  fi
+  if [ ! -f "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    log "installing the project into .venv (first time takes a few minutes)"
+    "$PY" -m pip install -q --upgrade pip >/dev/null
+    "$PY" -m pip install -q -e "$ROOT[dev]"
+    touch "$stamp"
+  fi
+}
+
+# --- Sandbox: roles, databases, secrets, ODBC DSN, environment ---------------------------------
+ensure_sandbox() {
+  mkdir -p "$SANDBOX_DIR"
+  chmod 700 "$SANDBOX_DIR"
+  "$PY" -m erp_sandbox.provision secrets --out "$SANDBOX_DIR/secrets.env"
+  # shellcheck disable=SC1091
+  set -a; . "$SANDBOX_DIR/secrets.env"; set +a
+  "$PY" -m erp_sandbox.provision roles-sql | admin_psql -f - >/dev/null
+  local db
+  for db in erp_app:erp_app erp_dagster:erp_dagster as400:as400_owner legacy4d:legacy4d; do
+    if [ -z "$(admin_psql -c "select 1 from pg_database where datname = '${db%%:*}'")" ]; then
+      admin_psql -c "create database ${db%%:*} owner ${db##*:}" >/dev/null
+    fi
+  done
+  "$PY" -m erp_sandbox.provision env --out "$ROOT/.env"
+  set -a; . "$ROOT/.env"; set +a
+  "$PY" -m erp_sandbox.provision as400-schema
+  "$PY" -m erp_pipelines.commands.cli migrate
+  mkdir -p "$DAGSTER_HOME"
+  cp "$ROOT/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+}
+
+setup_everything() {
+  ensure_os_packages
+  ensure_postgres
+  ensure_venv
+  ensure_sandbox
+}

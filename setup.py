@@ -1,0 +1,44 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="erp_pipelines",
+    version="0.1.0",
+    description="One-way sync of an IBM i (AS400) database and a 4D legacy ERP into PostgreSQL, on Dagster.",
+    packages=find_packages(exclude=["erp_pipelines_tests", "erp_pipelines_tests.*", "benchmarks"]),
+    package_data={"erp_pipelines": ["migrations/*.ini", "migrations/*.mako", "migrations/versions/*.py"]},
+    python_requires=">=3.10,<3.15",
+    install_requires=[
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-postgres==0.29.27",
+        "pandera==0.35.0",
+        "pandas==3.1.1",
+        "pyarrow==26.0.1",
+        "sqlalchemy==2.1.9",
+        "psycopg2-binary==2.9.13",
+        "alembic==1.20.1",
+        "pyodbc==5.5.0",
+        "arrow-odbc==10.6.2",
+        "requests==2.34.2",
+        "click>=8.1",
+    ],
+    extras_require={
+        "dev": [
+            "dagster-dg-cli==1.13.27",
+            "pytest==9.0.3",
+            "pytest-timeout==2.4.0",
+            "ruff==0.17.5",
+        ],
+        "bench": [
+            "sling-linux-amd64==1.4.11",
+            "dlt[postgres,sql_database]==1.31.0",
+            "pyinstrument==5.1.3",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "erp-sync=erp_pipelines.commands.cli:main",
+            "erp-4d-emulator=erp_sandbox.legacy_4d.server:main",
+        ]
+    },
+)
