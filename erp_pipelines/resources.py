@@ -20,7 +20,7 @@ class As400Resource(dg.ConfigurableResource):
 
     dsn: str | None = Field(default=None, description="ODBC data source name (AS400_DSN)")
     username: str = Field(description="Read-only user profile (AS400_USERNAME)")
-    password: str = Field(description="Its password (AS400_PASSWORD); never logged")
+    password: str = Field(description="Its password (AS400_PASSWORD); never logged", repr=False)
     database: str | None = Field(default=None, description="RDB name (AS400_DATABASE)")
     server: str | None = Field(default=None, description="Host name (AS400_SERVER)")
     port: int | None = Field(default=None, description="Port (AS400_PORT; the IBM i driver ignores it)")
@@ -56,7 +56,7 @@ class As400Resource(dg.ConfigurableResource):
 class AppDatabaseResource(dg.ConfigurableResource):
     """The application's PostgreSQL database (SQLAlchemy 2, psycopg2)."""
 
-    url: str = Field(description="APP_DATABASE_URL, postgresql+psycopg2://…")
+    url: str = Field(description="APP_DATABASE_URL, postgresql+psycopg2://… (holds a password)", repr=False)
 
     def engine(self) -> sa.Engine:
         return app_engine(self.url)
@@ -90,7 +90,9 @@ def as400_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var
     )
 
 
-def app_database_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> AppDatabaseResource:
+def app_database_resource(
+    env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True
+) -> AppDatabaseResource:
     env = os.environ if env is None else env
     return AppDatabaseResource(
         url=dg.EnvVar("APP_DATABASE_URL") if secrets_from_env_var else env.get("APP_DATABASE_URL", "")

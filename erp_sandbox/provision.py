@@ -133,6 +133,10 @@ def write_env(out: Path) -> None:
         "LEGACY_SYNC_BATCH_SIZE": "1000",
         "LEGACY4D_LICENSES": "3",
         "DAGSTER_DISABLE_TELEMETRY": "1",
+        "TEST_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_test"),
+        "TEST_AS400_DATABASE": "as400_test",
+        "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400_test", "postgresql"),
+        "TEST_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d_test", "postgresql"),
         **preserved,
     }
     _write_private(out, "".join(f"{key}='{value}'\n" for key, value in env.items()))

@@ -94,8 +94,8 @@ ensure_venv() {
   fi
   if [ ! -f "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     log "installing the project into .venv (first time takes a few minutes)"
-    "$PY" -m pip install -q --upgrade pip >/dev/null
-    "$PY" -m pip install -q -e "$ROOT[dev]"
+    "$PY" -m pip install -q --upgrade pip 2>&1 | { grep -v "is ignored: it is neither" || true; }
+    "$PY" -m pip install -q -e "$ROOT[dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
     touch "$stamp"
   fi
 }
@@ -109,7 +109,8 @@ ensure_sandbox() {
   set -a; . "$SANDBOX_DIR/secrets.env"; set +a
   "$PY" -m erp_sandbox.provision roles-sql | admin_psql -f - >/dev/null
   local db
-  for db in erp_app:erp_app erp_dagster:erp_dagster as400:as400_owner legacy4d:legacy4d; do
+  for db in erp_app:erp_app erp_dagster:erp_dagster as400:as400_owner legacy4d:legacy4d \
+            erp_app_test:erp_app as400_test:as400_owner legacy4d_test:legacy4d; do
     if [ -z "$(admin_psql -c "select 1 from pg_database where datname = '${db%%:*}'")" ]; then
       admin_psql -c "create database ${db%%:*} owner ${db##*:}" >/dev/null
     fi
@@ -117,6 +118,7 @@ ensure_sandbox() {
   "$PY" -m erp_sandbox.provision env --out "$ROOT/.env"
   set -a; . "$ROOT/.env"; set +a
   "$PY" -m erp_sandbox.provision as400-schema
+  "$PY" -m erp_sandbox.provision as400-schema --owner-url "$TEST_AS400_OWNER_URL"
   "$PY" -m erp_pipelines.commands.cli migrate
   mkdir -p "$DAGSTER_HOME"
   cp "$ROOT/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"

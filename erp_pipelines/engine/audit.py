@@ -60,26 +60,42 @@ class Audit:
 
     def record_errors(
         self, run_id: int, raw: pa.RecordBatch, rows: Sequence[int], rules: Sequence[dict[str, str]]
-    ) -> None:
-        """Quarantines rejected rows with every failed rule, the source key and the raw record."""
+    ) -> int:
+        """Quarantines rejected rows with every failed rule, the source key and the raw record.
+
+        A record already held open in the quarantine with the same raw content (re-read through the
+        overlap window, or by a full sync) is not stored twice. Returns how many were new.
+        """
         if not rows:
-            return
+            return 0
         keys = source_keys(self.spec, raw.take(pa.array(rows, pa.int64()))).to_pylist()
-        self.connection.execute(
-            sa.insert(sync_error),
-            [
-                {
-                    "sync_run_id": run_id,
-                    "source_system": self.spec.source_system,
-                    "entity": self.spec.entity,
-                    "source_key": key,
-                    "rules": sorted(failed),
-                    "error_message": "; ".join(failed.values()),
-                    "raw_record": json.loads(json.dumps(raw_record(raw, row), default=str)),
-                }
-                for row, key, failed in zip(rows, keys, rules, strict=True)
-            ],
-        )
+        records = [json.loads(json.dumps(raw_record(raw, row), default=str)) for row in rows]
+        known = {
+            (key, json.dumps(record, sort_keys=True))
+            for key, record in self.connection.execute(
+                sa.select(sync_error.c.source_key, sync_error.c.raw_record).where(
+                    sync_error.c.entity == self.spec.entity,
+                    sync_error.c.resolved_at.is_(None),
+                    sync_error.c.source_key.in_(keys),
+                )
+            )
+        }
+        new = [
+            {
+                "sync_run_id": run_id,
+                "source_system": self.spec.source_system,
+                "entity": self.spec.entity,
+                "source_key": key,
+                "rules": sorted(failed),
+                "error_message": "; ".join(failed.values()),
+                "raw_record": record,
+            }
+            for key, record, failed in zip(keys, records, rules, strict=True)
+            if (key, json.dumps(record, sort_keys=True)) not in known
+        ]
+        if new:
+            self.connection.execute(sa.insert(sync_error), new)
+        return len(new)
 
     def has_open_errors(self) -> bool:
         return self.connection.execute(

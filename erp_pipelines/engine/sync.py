@@ -33,7 +33,7 @@ class RejectedShareExceededError(RuntimeError):
     def __init__(self, report: SyncReport) -> None:
         self.report = report
         super().__init__(
-            f"{report.entity}: {report.rejected} of {report.processed} rows rejected "
+            f"{report.entity}: {report.rejected_new} of {report.processed} rows newly rejected "
             f"({report.rejected_share:.1%}), above the allowed {report.max_rejected_share:.1%}; "
             f"the {report.processed - report.rejected} valid rows were loaded, the rejected ones are in "
             f"sync_error (sync_run {report.sync_run_id}). Fix the source or raise the limit."
@@ -57,6 +57,7 @@ class SyncReport:
     unchanged: int = 0
     deleted: int = 0
     rejected: int = 0
+    rejected_new: int = 0
     batches: int = 0
     duration_seconds: float = 0.0
     watermark_before: Watermark | None = None
@@ -67,7 +68,9 @@ class SyncReport:
 
     @property
     def rejected_share(self) -> float:
-        return self.rejected / self.processed if self.processed else 0.0
+        """Share of newly rejected rows; records already held in quarantine and re-read unchanged
+        (overlap window, full re-reads) do not count again against the limit."""
+        return self.rejected_new / self.processed if self.processed else 0.0
 
     @property
     def rows_per_second(self) -> float:
@@ -188,7 +191,9 @@ def _load(
             created, updated = writer.merge()
             rejected = {**{row: dict(rules) for row, rules in batch.failures.by_row.items()}, **late}
             rows = sorted(rejected)
-            audit.record_errors(report.sync_run_id or 0, raw, rows, [rejected[row] for row in rows])
+            report.rejected_new += audit.record_errors(
+                report.sync_run_id or 0, raw, rows, [rejected[row] for row in rows]
+            )
             if resolve:
                 loaded = np.setdiff1d(batch.passed, np.array(sorted(late), dtype=np.int64))
                 keys = source_keys(spec, raw.take(pa.array(loaded, pa.int64()))).to_pylist()

@@ -11,6 +11,7 @@ import pandera.errors
 import pyarrow as pa
 
 from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.engine.decoders import python_value
 from erp_pipelines.sources.base import SchemaDriftError
 
 
@@ -55,7 +56,8 @@ def check_source_columns(spec: TableSpec, raw: pa.RecordBatch) -> None:
 
 
 def _describe(value: object) -> str:
-    text = repr(value)
+    """A short, unambiguous rendering of a raw value: text quoted (blanks visible), numbers bare."""
+    text = repr(value) if isinstance(value, str) else str(python_value(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -83,7 +85,7 @@ def apply_model(spec: TableSpec, frame: pd.DataFrame, failures: RowFailures) -> 
         structural = cases[cases["index"].isna()]
         if not structural.empty:
             problems = "; ".join(f"{r.column}: {r.check}" for r in structural.itertuples())
-            raise SchemaDriftError(f"decoded frame of '{spec.entity}' does not match its model: {problems}")
+            raise SchemaDriftError(f"decoded frame of '{spec.entity}' does not match its model: {problems}") from exc
         for case in cases.itertuples():
             column = case.column if isinstance(case.column, str) else spec.entity
             if f"{column}:decode" in failures.by_row.get(int(case.index), {}):

@@ -72,7 +72,7 @@ def random_times(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _pick(rng: np.random.Generator, n: int, share: float, exclude: set[int] | None = None) -> np.ndarray:
     """Distinct row positions for one kind of bad record."""
-    count = int(round(n * share))
+    count = round(n * share)
     if count == 0:
         return np.array([], dtype=int)
     candidates = np.setdiff1d(np.arange(n), np.array(sorted(exclude or ()), dtype=int))
@@ -203,6 +203,11 @@ def _seed_products(cur, rng, manifest, item_numbers, skus, bad_share) -> set[int
     return used
 
 
+def _orphan_items(positions: np.ndarray) -> list[str]:
+    """Item numbers that no product has."""
+    return [f"ORPHAN{position:09d}" for position in positions]
+
+
 def _children_of(bad_products: set[int], parent_positions: np.ndarray) -> np.ndarray:
     return np.isin(parent_positions, np.array(sorted(bad_products), dtype=int))
 
@@ -222,7 +227,7 @@ def _seed_measurements(cur, rng, manifest, item_numbers, bad_products, bad_share
     used |= set(negative.tolist())
     values[negative] = -values[negative]
     orphan = _pick(rng, n, bad_share / 2, used)
-    items[orphan] = np.char.add("ORPHAN", np.char.zfill(orphan.astype(str), 9))
+    items[orphan] = _orphan_items(orphan)
     manifest.add_bad("PRODUCTLIB.MEASUREMENTS", "negative_measure", [(items[i], types[i]) for i in negative])
     manifest.add_bad("PRODUCTLIB.MEASUREMENTS", "orphan", [(items[i], types[i]) for i in orphan])
     manifest.rows["PRODUCTLIB.MEASUREMENTS"] = _copy(
@@ -298,7 +303,7 @@ def _seed_inventory(cur, rng, manifest, item_numbers, bad_products, warehouses, 
     used |= set(bad_date.tolist())
     changed[bad_date] = 1250000 + 1399  # month 13, day 99
     orphan = _pick(rng, n, bad_share / 3, used)
-    items[orphan] = np.char.add("ORPHAN", np.char.zfill(orphan.astype(str), 9))
+    items[orphan] = _orphan_items(orphan)
     for kind, positions in (("negative_quantity", negative), ("impossible_date", bad_date), ("orphan", orphan)):
         manifest.add_bad("INVENTORYLIB.INVENTORY", kind, [(items[i], whse[i]) for i in positions])
     manifest.rows["INVENTORYLIB.INVENTORY"] = _copy(

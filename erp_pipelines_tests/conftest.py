@@ -1,0 +1,103 @@
+"""Shared fixtures: the real sandbox PostgreSQL (test databases), the AS400 stand-in through ODBC.
+
+scripts/test provisions everything and writes `.env`; the fixtures read it. The test databases
+(`erp_app_test`, `as400_test`) are separate from the demo's, so running the tests never touches the
+demo data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from erp_pipelines.app_db.engine import app_engine
+from erp_pipelines.app_db.tables import metadata
+from erp_pipelines.migrations import alembic_config
+from erp_pipelines.resources import As400Resource, as400_resource
+from erp_sandbox.as400.seed import SeedManifest, seed_as400
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = ("TEST_APP_DATABASE_URL", "TEST_AS400_OWNER_URL", "TEST_AS400_DATABASE", "AS400_PASSWORD", "ODBCINI")
+
+
+def _load_env_file() -> None:
+    env_file = ROOT / ".env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, value = line.split("=", 1)
+                os.environ.setdefault(key.strip(), value.strip().strip("'"))
+
+
+_load_env_file()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = [name for name in REQUIRED if not os.environ.get(name)]
+    if missing:
+        raise pytest.UsageError(
+            f"the sandbox is not provisioned ({', '.join(missing)} unset): run the tests with scripts/test"
+        )
+
+
+@pytest.fixture(scope="session")
+def app_url() -> str:
+    """The test application database, rebuilt from the migrations once per session."""
+    url = os.environ["TEST_APP_DATABASE_URL"]
+    with app_engine(url).begin() as connection:
+        connection.exec_driver_sql("drop schema if exists public cascade")
+        connection.exec_driver_sql("create schema public")
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture
+def app_db(app_url: str) -> sa.Engine:
+    """The application database, emptied before each test."""
+    engine = app_engine(app_url)
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"truncate {names} restart identity cascade")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def as400_owner_url() -> str:
+    return os.environ["TEST_AS400_OWNER_URL"]
+
+
+@pytest.fixture
+def seed(as400_owner_url: str) -> Callable[..., SeedManifest]:
+    """Regenerates the AS400 stand-in's test database with the given size and bad share."""
+
+    def _seed(**kwargs: object) -> SeedManifest:
+        return seed_as400(as400_owner_url, **kwargs)
+
+    return _seed
+
+
+@pytest.fixture
+def as400_source_sql(as400_owner_url: str) -> Iterator[Callable[[str], None]]:
+    """Runs SQL on the stand-in as its owner (the ERP's own writes, never the sync's)."""
+    connection = psycopg2.connect(as400_owner_url)
+    connection.autocommit = True
+
+    def _run(statement: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+
+    yield _run
+    connection.close()
+
+
+@pytest.fixture
+def as400() -> As400Resource:
+    """The AS400 resource as production configures it, pointed at the stand-in's test database."""
+    env = dict(os.environ, AS400_DATABASE=os.environ["TEST_AS400_DATABASE"])
+    return as400_resource(env, secrets_from_env_var=False)

@@ -1,0 +1,145 @@
+"""Decoders: legacy encodings in, typed values out, bad values flagged rather than raised."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import pyarrow as pa
+import pytest
+
+from erp_pipelines.engine.decoders import (
+    Boolean,
+    CyymmddDate,
+    CyymmddHhmmssTimestamp,
+    Decimal,
+    Flag,
+    FourDDate,
+    FourDTime,
+    HhmmssTime,
+    Integer,
+    TrimmedText,
+)
+
+
+def _decimal7(value: int) -> pa.Array:
+    return pa.array([decimal.Decimal(value)], pa.decimal128(7, 0))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "invalid"),
+    [
+        (1030101, dt.date(2003, 1, 1), False),
+        (911231, dt.date(1991, 12, 31), False),  # century 0: the leading zero is dropped
+        (1000101, dt.date(2000, 1, 1), False),
+        (1240229, dt.date(2024, 2, 29), False),  # leap day
+        (1230229, None, True),  # no 29 February in 2023
+        (1251341, None, True),  # month 13
+        (1250431, None, True),  # 31 April
+        (1250100, None, True),  # day 0
+        (0, None, False),  # "no date"
+        (1250001, None, True),  # month 0
+        (101, dt.date(1900, 1, 1), False),  # 0000101: the smallest date
+        (9991231, dt.date(2899, 12, 31), False),  # century 9 is the largest
+    ],
+)
+def test_cyymmdd(raw: int, expected: dt.date | None, invalid: bool) -> None:
+    decoded = CyymmddDate()([_decimal7(raw)])
+    assert decoded.values.to_pylist() == [expected]
+    assert bool(decoded.invalid_rows()[0]) is invalid
+
+
+def test_cyymmdd_null_is_no_date() -> None:
+    decoded = CyymmddDate()([pa.array([None], pa.decimal128(7, 0))])
+    assert decoded.values.to_pylist() == [None]
+    assert not decoded.invalid_rows().any()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "invalid"),
+    [(0, dt.time(0, 0), False), (235959, dt.time(23, 59, 59), False), (240000, None, True),
+     (126000, None, True), (125960, None, True), (-1, None, True)],
+)
+def test_hhmmss(raw: int, expected: dt.time | None, invalid: bool) -> None:
+    decoded = HhmmssTime()([pa.array([raw], pa.int64())])
+    assert decoded.values.to_pylist() == [expected]
+    assert bool(decoded.invalid_rows()[0]) is invalid
+
+
+@pytest.mark.parametrize(
+    ("date", "time", "expected", "invalid"),
+    [
+        (1250315, 134501, dt.datetime(2025, 3, 15, 13, 45, 1), False),
+        (1250315, 256199, None, True),
+        (1251341, 0, None, True),
+        (0, 0, None, False),
+    ],
+)
+def test_change_stamp(date: int, time: int, expected: dt.datetime | None, invalid: bool) -> None:
+    decoded = CyymmddHhmmssTimestamp()([pa.array([date], pa.int64()), pa.array([time], pa.int64())])
+    assert decoded.values.to_pylist() == [expected]
+    assert bool(decoded.invalid_rows()[0]) is invalid
+
+
+@pytest.mark.parametrize(
+    ("raw", "blank_as_null", "expected"),
+    [("ABC   ", False, "ABC"), ("      ", False, ""), ("      ", True, None), ("  A B ", False, "  A B"),
+     (None, False, None)],
+)
+def test_trimmed_text(raw: str | None, blank_as_null: bool, expected: str | None) -> None:
+    assert TrimmedText(blank_as_null)([pa.array([raw], pa.string())]).values.to_pylist() == [expected]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "invalid"),
+    [("1.5", decimal.Decimal("1.500"), False), ("-2", decimal.Decimal("-2.000"), False),
+     ("abc", None, True), ("NaN", None, True), ("inf", None, True), ("1.0001", None, True),
+     ("123456789", None, True), (None, None, False)],
+)
+def test_decimal_text(raw: str | None, expected: decimal.Decimal | None, invalid: bool) -> None:
+    decoded = Decimal(11, 3)([pa.array(["0", raw], pa.string())])
+    assert decoded.values.to_pylist()[1] == expected
+    assert bool(decoded.invalid_rows()[1]) is invalid
+    assert not decoded.invalid_rows()[0]
+
+
+def test_decimal_from_floats_is_exact() -> None:
+    decoded = Decimal(12, 4)([pa.array([19.99, 0.1, float("nan"), float("inf")], pa.float64())])
+    assert decoded.values.to_pylist()[:2] == [decimal.Decimal("19.9900"), decimal.Decimal("0.1000")]
+    assert decoded.invalid_rows().tolist() == [False, False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "invalid"),
+    [("6!3!2017", dt.date(2017, 3, 6), False), ("31!12!1999", dt.date(1999, 12, 31), False),
+     ("0!0!0", None, False), ("", None, False), (None, None, False), ("31!2!2020", None, True),
+     ("2020-01-01", None, True), ("1!13!2020", None, True), ("a!b!c", None, True)],
+)
+def test_4d_date(raw: str | None, expected: dt.date | None, invalid: bool) -> None:
+    decoded = FourDDate()([pa.array([raw], pa.string())])
+    assert decoded.values.to_pylist() == [expected]
+    assert bool(decoded.invalid_rows()[0]) is invalid
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "invalid"),
+    [(0, dt.time(0), False), (45_296_000, dt.time(12, 34, 56), False), (86_400_000, None, True),
+     (-5, None, True)],
+)
+def test_4d_time(raw: int, expected: dt.time | None, invalid: bool) -> None:
+    decoded = FourDTime()([pa.array([raw], pa.int64())])
+    assert decoded.values.to_pylist() == [expected]
+    assert bool(decoded.invalid_rows()[0]) is invalid
+
+
+def test_flag_rejects_unknown_values() -> None:
+    decoded = Flag(["Y"], ["N"])([pa.array(["Y", "N ", "X", None])])
+    assert decoded.values.to_pylist() == [True, False, None, None]
+    assert decoded.invalid_rows().tolist() == [False, False, True, True]
+
+
+def test_boolean_and_integer() -> None:
+    assert Boolean()([pa.array([True, False])]).values.to_pylist() == [True, False]
+    decoded = Integer()([pa.array(["12", "x", None])])
+    assert decoded.values.to_pylist() == [12, None, None]
+    assert decoded.invalid_rows().tolist() == [False, True, False]
