@@ -65,6 +65,7 @@ def sync(entities: tuple[str, ...], full: bool) -> None:
                                if check.asset_key in keys},
     )
     result = job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=instance,
         tags={SYNC_MODE_TAG: "full" if full else "incremental", "erp/trigger": "cli"},
         raise_on_error=False,
