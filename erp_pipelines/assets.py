@@ -143,5 +143,5 @@ def _parent_specs(spec: TableSpec) -> list[TableSpec]:
     return [parent for parent in CATALOG if parent.entity in spec.parents]
 
 
-source_assets = [source_asset_spec(spec) for spec in CATALOG]
+source_assets = list({source_asset_key(spec): source_asset_spec(spec) for spec in CATALOG}.values())
 table_assets = [build_table_asset(spec) for spec in CATALOG]

@@ -13,6 +13,13 @@ as400_sync_job = dg.define_asset_job(
     tags={"erp/source": "as400"},
 )
 
+legacy_4d_sync_job = dg.define_asset_job(
+    name="legacy_4d_sync_job",
+    selection=dg.AssetSelection.groups("legacy_4d").materializable(),
+    description="Incremental sync of every 4D table (by __GlobalStamp, deletions from __DeletedRecords).",
+    tags={"erp/source": "legacy_4d"},
+)
+
 full_resync_job = dg.define_asset_job(
     name="full_resync_job",
     selection=dg.AssetSelection.all().materializable(),

@@ -13,6 +13,8 @@ from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400Settings
 from erp_pipelines.sources.as400.sql import parse_whitelist
+from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 
 
 class As400Resource(dg.ConfigurableResource):
@@ -53,6 +55,37 @@ class As400Resource(dg.ConfigurableResource):
         return As400Source(self.settings())
 
 
+class Legacy4DResource(dg.ConfigurableResource):
+    """The 4D ERP's REST server. Each sync holds one REST session, i.e. one 4D client license."""
+
+    host: str = Field(description="LEGACY_API_HOST")
+    port: int = Field(default=80, description="LEGACY_API_PORT")
+    username: str | None = Field(default=None, description="LEGACY_API_USERNAME")
+    password: str | None = Field(default=None, description="LEGACY_API_PASSWORD; never logged", repr=False)
+    scheme: str = Field(default="http", description="http or https (LEGACY_API_SCHEME)")
+    verify_tls: bool = Field(default=True, description="Verify the server certificate (LEGACY_API_VERIFY_TLS)")
+    timeout_seconds: float = Field(default=30.0, description="LEGACY_API_TIMEOUT")
+    page_size: int = Field(default=1000, description="Entities per REST page (LEGACY_SYNC_BATCH_SIZE)")
+    batch_rows: int = Field(default=5000, description="Entities per validated and loaded batch")
+
+    def client(self) -> Legacy4DClient:
+        if self.scheme not in ("http", "https"):
+            raise ValueError(f"LEGACY_API_SCHEME must be http or https, not {self.scheme!r}")
+        return Legacy4DClient(
+            self.host,
+            self.port,
+            self.username or None,
+            self.password or None,
+            scheme=self.scheme,
+            verify=self.verify_tls,
+            timeout=self.timeout_seconds,
+            page_size=self.page_size,
+        )
+
+    def source(self) -> Legacy4DSource:
+        return Legacy4DSource(self.client, batch_rows=self.batch_rows)
+
+
 class AppDatabaseResource(dg.ConfigurableResource):
     """The application's PostgreSQL database (SQLAlchemy 2, psycopg2)."""
 
@@ -87,6 +120,23 @@ def as400_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var
         driver_profile=env.get("AS400_DRIVER_PROFILE", "ibmi"),
         odbc_options=env.get("AS400_ODBC_OPTIONS", ""),
         batch_rows=int(env.get("AS400_BATCH_ROWS", "50000")),
+    )
+
+
+def legacy_4d_resource(
+    env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True
+) -> Legacy4DResource:
+    """The 4D resource configured from the legacy design's LEGACY_API_* variables."""
+    env = os.environ if env is None else env
+    return Legacy4DResource(
+        host=env.get("LEGACY_API_HOST", "127.0.0.1"),
+        port=int(env.get("LEGACY_API_PORT", "80")),
+        username=env.get("LEGACY_API_USERNAME") or None,
+        password=dg.EnvVar("LEGACY_API_PASSWORD") if secrets_from_env_var else env.get("LEGACY_API_PASSWORD"),
+        scheme=env.get("LEGACY_API_SCHEME", "http"),
+        verify_tls=_flag(env.get("LEGACY_API_VERIFY_TLS"), True),
+        timeout_seconds=float(env.get("LEGACY_API_TIMEOUT", "30")),
+        page_size=int(env.get("LEGACY_SYNC_BATCH_SIZE", "1000")),
     )
 
 

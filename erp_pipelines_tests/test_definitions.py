@@ -67,7 +67,12 @@ def test_materialize_as400_assets_with_checks(
     seed: Callable[..., SeedManifest], as400: As400Resource, app_url: str, app_db: sa.Engine
 ) -> None:
     manifest = seed(products=120, bad_share=0.02)
-    selection = [*source_assets, *table_assets, *integrity_checks, *reconciliation_checks]
+    as400_keys = {table_asset_key(spec) for spec in specs_for("as400")}
+    selection = [
+        *(spec for spec in source_assets if spec.group_name == "as400"),
+        *(asset for asset in table_assets if asset.key in as400_keys),
+        *(check for check in [*integrity_checks, *reconciliation_checks] if next(iter(check.check_keys)).asset_key in as400_keys),
+    ]
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             selection,

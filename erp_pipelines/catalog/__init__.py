@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from erp_pipelines.catalog.as400_tables import AS400_TABLES
+from erp_pipelines.catalog.legacy_4d_tables import LEGACY_4D_TABLES
 from erp_pipelines.catalog.spec import TableSpec
 
-CATALOG: tuple[TableSpec, ...] = AS400_TABLES
+CATALOG: tuple[TableSpec, ...] = (*AS400_TABLES, *LEGACY_4D_TABLES)
 
 
 class UnknownEntityError(KeyError):

@@ -118,23 +118,31 @@ def status() -> None:
         click.echo(f"{spec.entity:<22}{spec.source_system:<11}{when:<21}{run.mode:<13}{run.status:<21}{counts}")
 
 
+def _probe(source: str) -> str:
+    """Opens a session to one source and says what it can read."""
+    from erp_pipelines.resources import as400_resource, legacy_4d_resource
+
+    if source == "as400":
+        adapter = as400_resource(secrets_from_env_var=False).source()
+        adapter.test_connection()
+        readable = [spec.entity for spec in CATALOG if spec.source_system == "as400" and adapter.count_rows(spec) >= 0]
+        return f"{adapter.settings.describe()}; readable: {', '.join(readable)}"
+    resource = legacy_4d_resource(secrets_from_env_var=False)
+    exposed = resource.source().test_connection()
+    return f"{resource.scheme}://{resource.host}:{resource.port} as {resource.username}; dataclasses: {exposed}"
+
+
 @main.command(name="test-connection")
 @click.option("--source", type=click.Choice([*SOURCES, "all"]), default="all", show_default=True)
 def test_connection(source: str) -> None:
     """Open a session to each source and say plainly whether it worked (no secrets printed)."""
-    from erp_pipelines.resources import as400_resource
-
     failed = False
-    if source in ("as400", "all"):
+    for name in SOURCES if source == "all" else [source]:
         try:
-            adapter = as400_resource(secrets_from_env_var=False).source()
-            adapter.test_connection()
-            readable = [spec.entity for spec in CATALOG if spec.source_system == "as400"
-                        and adapter.count_rows(spec) >= 0]
-            click.echo(f"as400: OK — {adapter.settings.describe()}; readable: {', '.join(readable)}")
+            click.echo(f"{name}: OK — {_probe(name)}")
         except Exception as exc:
             failed = True
-            click.echo(f"as400: FAILED — {type(exc).__name__}: {exc}", err=True)
+            click.echo(f"{name}: FAILED — {type(exc).__name__}: {exc}", err=True)
     sys.exit(1 if failed else 0)
 
 

@@ -103,6 +103,19 @@ class Text(Decoder):
         return Decoded(column if pa.types.is_string(column.type) else pc.cast(column, pa.string()))
 
 
+class Template(Decoder):
+    """Text built from a value, e.g. "Imported from legacy: {}" for get-or-create descriptions."""
+
+    arrow_type = pa.string()
+
+    def __init__(self, template: str) -> None:
+        self.prefix, _, self.suffix = template.partition("{}")
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        column = pc.cast(_as_array(columns[0]), pa.string())
+        return Decoded(pc.binary_join_element_wise(self.prefix, column, self.suffix, ""))
+
+
 class CyymmddDate(Decoder):
     """IBM i CYYMMDD numeric date (DECIMAL(7,0)): C=0 → 19xx, C=1 → 20xx; 0 means "no date"."""
 

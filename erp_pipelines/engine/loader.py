@@ -98,8 +98,9 @@ class TargetWriter:
             join = " and ".join(
                 f"p.{_q(pc)} = s.{_q(c)}" for c, pc in zip(fk.columns, fk.parent_columns, strict=True)
             )
+            present = " and ".join(f"s.{_q(c)} is not null" for c in fk.columns)
             rows = self._execute(
-                f"delete from {_q(self.stage)} s where not exists (select 1 from {_q(parent.name)} p "
+                f"delete from {_q(self.stage)} s where {present} and not exists (select 1 from {_q(parent.name)} p "
                 f"where {join} and p.deleted_at is null) returning {key}, {_columns(fk.columns, 's.')}"
             ).fetchall()
             for row in rows:

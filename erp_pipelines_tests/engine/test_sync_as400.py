@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from erp_pipelines.catalog import CATALOG, get_spec
+from erp_pipelines.catalog import get_spec, specs_for
 from erp_pipelines.engine.sync import RejectedShareExceededError, run_sync
 from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
@@ -16,9 +16,11 @@ from erp_sandbox.as400.seed import SeedManifest
 
 pytestmark = pytest.mark.integration
 
+AS400_SPECS = specs_for("as400")
+
 
 def _sync_all(as400: As400Resource, app_db: sa.Engine, mode: str = "incremental") -> dict:
-    return {spec.entity: run_sync(spec, as400.source(), app_db, mode=mode) for spec in CATALOG}
+    return {spec.entity: run_sync(spec, as400.source(), app_db, mode=mode) for spec in AS400_SPECS}
 
 
 def _scalar(app_db: sa.Engine, sql: str, **params: object) -> object:
@@ -35,7 +37,7 @@ def test_full_sync_loads_good_rows_and_quarantines_exactly_the_bad_ones(
 ) -> None:
     manifest = seed(products=300, warehouses=3, bad_share=0.04)
     reports = _sync_all(as400, app_db)
-    for spec in CATALOG:
+    for spec in AS400_SPECS:
         report = reports[spec.entity]
         expected_bad = manifest.bad_keys(spec.source_table)
         assert report.mode == "full"  # no watermark yet
@@ -82,7 +84,7 @@ def test_unchanged_rerun_writes_nothing(
     seed(products=150, bad_share=0.0)
     first = _sync_all(as400, app_db, mode="full")
     second = _sync_all(as400, app_db, mode="full")
-    for spec in CATALOG:
+    for spec in AS400_SPECS:
         assert second[spec.entity].created == second[spec.entity].updated == 0
         assert second[spec.entity].unchanged == first[spec.entity].processed
         assert second[spec.entity].deleted == 0

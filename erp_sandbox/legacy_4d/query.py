@@ -357,9 +357,9 @@ class FilterCompiler:
     def _typed(self, attr: Attribute, literal: _Literal) -> object:
         """Give a literal the attribute's type; placeholders report 1280 on mismatch, literals 1203."""
         value = literal.value
-        if attr.type in NUMERIC_TYPES and isinstance(value, str):
-            if literal.raw and not _NUMBER.match(value) and attr.type != "duration":
-                raise query_error(f"{value!r} is not a number for attribute {attr.name}", 1203)
+        if (attr.type in NUMERIC_TYPES and attr.type != "duration" and isinstance(value, str) and literal.raw
+                and not _NUMBER.match(value)):
+            raise query_error(f"{value!r} is not a number for attribute {attr.name}", 1203)
         if attr.type == "bool" and literal.raw and isinstance(value, str) and value in ("0", "1"):
             value = value == "1"
         if attr.type == "string" and isinstance(value, bool) and literal.placeholder is not None:

@@ -250,7 +250,7 @@ def coerce_value(attr: Attribute, value: object) -> object:
                     h, m, s, ms = (int(g or 0) for g in match.groups())
                     return ((h * 60 + m) * 60 + s) * 1000 + ms
         if kind in NUMERIC_TYPES:
-            if isinstance(value, bool) or isinstance(value, (dict, list)):
+            if isinstance(value, (bool, dict, list)):
                 raise TypeError
             number = float(value) if isinstance(value, str) else value
             if not isinstance(number, (int, float)):

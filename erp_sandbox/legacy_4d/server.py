@@ -7,6 +7,7 @@ Non-4D control endpoints live under ``/_emulator/`` (fault injection, stats, con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
 import json
 import logging
@@ -518,8 +519,8 @@ class RestApp:
             if not self.store.delete_where(dc, where, sql):
                 raise entity_not_found(dc.name, shown)
             return _json({"ok": True})
-        if rest_method not in (None, "update"):
-            raise RestError(400, (1813, f"$method={rest_method} cannot be applied to an entity"))
+        if rest_method is not None:
+            raise RestError(400, (1813, f"$method={rest_method} cannot be applied to a single entity URL"))
         text = self.store.one(dc, spec, where, sql)
         if text is None:
             raise entity_not_found(dc.name, shown)
@@ -711,10 +712,8 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response(500, RestError(500, (1, f"Internal emulator error: {exc}")).body())
         if response.abort:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -724,9 +723,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
+    def do_GET(self) -> None:
+        self._handle()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature fixed by stdlib
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: object) -> None:
         if self.server.app.config.log_requests:
             log.info("%s - %s", self.address_string(), format % args)
 
@@ -758,6 +767,7 @@ class EmulatorServer:
         self.app = RestApp(self.config, self.store)
         self.httpd = _HTTPServer((host, port), self.app)
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     @property
     def host(self) -> str:
@@ -772,7 +782,8 @@ class EmulatorServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> EmulatorServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="legacy-4d-emulator", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="legacy-4d-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -780,10 +791,14 @@ class EmulatorServer:
         self.httpd.serve_forever()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        """Stop serving and close the store; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._thread:
+            self.httpd.shutdown()
             self._thread.join(timeout=10)
+        self.httpd.server_close()
         self.store.close()
 
     def __enter__(self) -> EmulatorServer:

@@ -183,16 +183,19 @@ class LegacyStore:
         self, dc: DataClass, spec: AttributeSpec | None, where: str, sql: SqlParams, order: str,
         top: int, skip: int,
     ) -> Page:
+        """One page plus ``__COUNT`` and the global stamp in a single statement.
+
+        Keys are selected and offset first, the JSON projection runs only for the rows sent.
+        """
         table = qi(dc.name)
-        limit = sql.add(top)
-        offset = sql.add(skip)
-        query = (
-            f"SELECT (SELECT count(*) FROM {table} t WHERE {where}), (SELECT global_stamp FROM {_META}), "
-            "count(*), coalesce(string_agg(j, ','), '') FROM ("
-            f"SELECT row_to_json(x)::text AS j FROM (SELECT {projection_sql(dc, spec)} FROM {table} t "
-            f"WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}) x) y"
+        keys = (
+            f"SELECT t.{qi(dc.key)} AS key, row_number() OVER (ORDER BY {order}) AS ord FROM {table} t "
+            f"WHERE {where} ORDER BY {order} LIMIT {sql.add(top)} OFFSET {sql.add(skip)}"
         )
-        count, stamp, sent, body = self._fetchone(query, sql.values)
+        count, stamp, sent, body = self._fetchone(
+            f"SELECT (SELECT count(*) FROM {table} t WHERE {where}), {self._entities_sql(dc, spec, keys)}",
+            sql.values,
+        )
         return Page(int(count), int(stamp), int(sent), body)
 
     def keys(self, dc: DataClass, where: str, sql: SqlParams, order: str) -> list:
@@ -204,17 +207,24 @@ class LegacyStore:
     def page_by_keys(self, dc: DataClass, spec: AttributeSpec | None, keys: list) -> Page:
         """Entities in the given key order; keys no longer present come back as ``{"__STAMP":0}``."""
         sql = SqlParams()
-        key_param = sql.add(keys)
         key_type = PG_TYPES[dc.key_attribute.type]
-        query = (
-            f"SELECT (SELECT global_stamp FROM {_META}), count(*), coalesce(string_agg(j, ',' ORDER BY ord), '') "
+        source = f"SELECT * FROM unnest({sql.add(keys)}::{key_type}[]) WITH ORDINALITY AS k(key, ord)"
+        stamp, sent, body = self._fetchone(f"SELECT {self._entities_sql(dc, spec, source)}", sql.values)
+        return Page(len(keys), int(stamp), int(sent), body)
+
+    @staticmethod
+    def _entities_sql(dc: DataClass, spec: AttributeSpec | None, keys_sql: str) -> str:
+        """Select list: global stamp, entity count, comma-joined entity JSON for ``(key, ord)`` rows.
+
+        ``OFFSET 0`` keeps the lateral lookup a per-key index probe instead of a join over the whole table.
+        """
+        return (
+            f"(SELECT global_stamp FROM {_META}), count(*), coalesce(string_agg(j, ',' ORDER BY ord), '') "
             f"FROM (SELECT k.ord, CASE WHEN t.{qi(dc.key)} IS NULL THEN '{{\"__STAMP\":0}}' ELSE "
             f"(SELECT row_to_json(x) FROM (SELECT {projection_sql(dc, spec)}) x)::text END AS j "
-            f"FROM unnest({key_param}::{key_type}[]) WITH ORDINALITY AS k(key, ord) "
-            f"LEFT JOIN {qi(dc.name)} t ON t.{qi(dc.key)} = k.key) y"
+            f"FROM ({keys_sql}) k LEFT JOIN LATERAL (SELECT * FROM {qi(dc.name)} t "
+            f"WHERE t.{qi(dc.key)} = k.key OFFSET 0) t ON TRUE) y"
         )
-        stamp, sent, body = self._fetchone(query, sql.values)
-        return Page(len(keys), int(stamp), int(sent), body)
 
     def one(self, dc: DataClass, spec: AttributeSpec | None, where: str, sql: SqlParams) -> str | None:
         query = (

@@ -91,8 +91,10 @@ class As400Source:
 
     def table_of(self, spec: TableSpec) -> sql.QualifiedTable:
         """The spec's table, refused unless it is both in the catalog and in AS400_ALLOWED_TABLES."""
+        if spec.source_system != self.system:
+            raise TableNotAllowedError(f"{spec.entity} is not an AS400 table")
         table = sql.QualifiedTable.parse(spec.source_table)
-        if spec.source_system != self.system or table not in self.settings.allowed_tables:
+        if table not in self.settings.allowed_tables:
             allowed = ", ".join(sorted(str(t) for t in self.settings.allowed_tables)) or "none"
             raise TableNotAllowedError(
                 f"table {spec.source_table} is not whitelisted (AS400_ALLOWED_TABLES allows: {allowed})"

@@ -1,0 +1,330 @@
+"""The 4D REST client against the real emulator (real HTTP, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from erp_pipelines.sources.legacy_4d.client import (
+    Legacy4DAuthError,
+    Legacy4DClient,
+    Legacy4DError,
+    Legacy4DLicenseError,
+    Legacy4DNotFoundError,
+    build_filter,
+    parse_4d_date,
+    parse_4d_time,
+)
+from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, RawRest
+from erp_sandbox.legacy_4d.server import EmulatorServer
+from erp_sandbox.legacy_4d.store import LegacyStore
+
+pytestmark = pytest.mark.integration
+
+ClientFactory = Callable[..., Legacy4DClient]
+
+
+@pytest.fixture
+def make_client() -> Iterator[ClientFactory]:
+    clients: list[Legacy4DClient] = []
+
+    def _make(server: EmulatorServer, **overrides: object) -> Legacy4DClient:
+        options: dict = {"username": USERNAME, "password": PASSWORD, "backoff_seconds": 0.01, "page_size": 50,
+                         "timeout": 10.0}
+        options.update(overrides)
+        client = Legacy4DClient(server.host, server.port, **options)
+        clients.append(client)
+        return client
+
+    yield _make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(legacy4d_server: EmulatorServer, make_client: ClientFactory) -> Legacy4DClient:
+    client = make_client(legacy4d_server)
+    client.connect()
+    return client
+
+
+def stats(server: EmulatorServer) -> dict:
+    return RawRest(server.base_url).stats()
+
+
+def requests_to(server: EmulatorServer, fragment: str) -> list[dict]:
+    return [r for r in stats(server)["last_requests"] if fragment in r["target"]]
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def test_query_count_get_record_and_catalog(client: Legacy4DClient, legacy4d_seeded: dict) -> None:
+    assert {dc["name"] for dc in client.catalog()["dataClasses"]} >= {"Products", "Orders", "__DeletedRecords"}
+    everything = client.query_table("Products", fields=["ProductID", "SKU"])
+    assert len(everything) == 200  # more than 4D's default page of 100
+    assert [r["ProductID"] for r in everything] == list(range(1, 201))
+    page = client.query_table("Products", limit=5, offset=10, order_by="ProductID desc")
+    assert [r["ProductID"] for r in page] == [190, 189, 188, 187, 186]
+    assert client.count("Products") == 200
+    assert client.count("Products", [("Price", "<", 0)]) == legacy4d_seeded["bad"]["negative_price"]
+    record = client.get_record("Products", 7, fields=["SKU"])
+    assert record["__KEY"] == "7" and "SKU" in record and "Price" not in record
+    with pytest.raises(Legacy4DNotFoundError) as missing:
+        client.get_record("Products", 999_999)
+    assert missing.value.status == 404 and missing.value.err_codes == [1543]
+    with pytest.raises(Legacy4DNotFoundError) as unknown:
+        client.query_table("Nope")
+    assert unknown.value.err_codes == [1800]
+
+
+def test_dict_filters_and_special_characters_round_trip(client: Legacy4DClient, legacy4d_store: LegacyStore) -> None:
+    names = ["O'Reilly & Sons", 'Say "hi"', "C++ Tool", "100% = sure", "Grüße/Straße?x=1#y", "a+b c"]
+    legacy4d_store.insert("Products", [{"ProductID": i, "ProductName": n} for i, n in enumerate(names, start=1)])
+    for i, name in enumerate(names, start=1):
+        assert [r["ProductID"] for r in client.query_table("Products", {"ProductName": name})] == [i], name
+    assert client.query_table("Products", [("ProductName", "begin", "c+")])[0]["ProductID"] == 3
+    assert client.count("Products", [("ProductName", "=", None)]) == 0
+    assert client.count("Products", [("ProductID", "in", [1, 3, 99])]) == 2
+
+
+def test_iter_pages_is_stable_while_records_change(client: Legacy4DClient, legacy4d_seeded: dict,
+                                                   legacy4d_store: LegacyStore) -> None:
+    seen: list[int] = []
+    for number, page in enumerate(client.iter_pages("Products", key="ProductID", page_size=40,
+                                                    fields=["ProductName", "Price"])):
+        seen.extend(r["ProductID"] for r in page)
+        if number == 1:
+            legacy4d_store.delete("Products", [5, 150])         # one already read, one not yet read
+            legacy4d_store.update("Products", 160, {"Price": 1.25})
+            legacy4d_store.insert("Products", [{"ProductName": "late arrival"}])  # gets key 201
+            legacy4d_store.insert("Products", [{"ProductID": 3_000, "ProductName": "far key"}])
+        if number == 2:
+            legacy4d_store.delete("Products", [121])            # first row of the next page
+    assert len(seen) == len(set(seen)), "no entity may be read twice"
+    expected = (set(range(1, 201)) - {150, 121}) | {201, 3_000}
+    assert set(seen) == expected
+    assert seen == sorted(seen)
+
+
+def test_distinct_values_are_paged_past_any_cap(legacy4d_server: EmulatorServer, make_client: ClientFactory,
+                                                legacy4d_store: LegacyStore) -> None:
+    legacy4d_store.insert("Products", [{"ProductID": i, "Category": f"cat-{i % 7:02d}"} for i in range(1, 60)])
+    client = make_client(legacy4d_server, page_size=3)
+    assert client.distinct_values("Products", "Category") == [f"cat-{i:02d}" for i in range(7)]
+    assert client.distinct_values("Products", "Category", [("ProductID", "<", 3)]) == ["cat-01", "cat-02"]
+
+
+def test_iter_pages_with_filters_and_counting(client: Legacy4DClient, legacy4d_seeded: dict) -> None:
+    pages = list(client.iter_pages("Products", key="ProductID", filters=[("Price", ">=", 0)], page_size=30))
+    total = client.count("Products", [("Price", ">=", 0)])
+    assert sum(len(p) for p in pages) == total
+    assert all(len(p) == 30 for p in pages[:-1])
+    assert all(r["Price"] >= 0 for p in pages for r in p)
+
+
+def test_global_stamp_and_deleted_records(client: Legacy4DClient, legacy4d_seeded: dict,
+                                          legacy4d_store: LegacyStore) -> None:
+    stamp = client.global_stamp()
+    assert stamp == legacy4d_store.global_stamp() == legacy4d_seeded["global_stamp"]
+    legacy4d_store.delete("Products", [10, 11])
+    legacy4d_store.delete("Customers", [1])
+    legacy4d_store.update("Products", 12, {"Price": 3.5})
+    assert client.global_stamp() == stamp + 4
+    deleted = client.deleted_records("Products", stamp)
+    assert sorted(r["__PrimaryKey"] for r in deleted) == ["10", "11"]
+    assert all(r["__Stamp"] >= stamp for r in deleted)
+    assert client.deleted_records("Products", stamp + 2) == []
+    changed = client.query_table("Products", [("__GlobalStamp", ">=", stamp)])
+    assert [r["ProductID"] for r in changed] == [12]
+
+
+# --- sessions, licenses, retries ----------------------------------------------------------------------
+
+
+def test_one_session_reused_and_logout_frees_the_license(
+    make_legacy4d_server: Callable[..., EmulatorServer], make_client: ClientFactory, legacy4d_seeded: dict,
+) -> None:
+    server = make_legacy4d_server(licenses=1)
+    first, second = make_client(server), make_client(server)
+    with first:
+        for _ in range(5):
+            first.count("Products")
+        assert stats(server)["max_concurrent_sessions"] == 1
+        with pytest.raises(Legacy4DLicenseError) as exhausted:
+            second.connect()
+        error = exhausted.value
+        assert error.status == 402 and error.err_codes == [1823]
+        assert "exhausted" in str(error) and "retry" in str(error).lower()
+    first.disconnect()
+    second.connect()
+    assert second.count("Products") == 200
+
+
+def test_402_is_not_retried(legacy4d_server: EmulatorServer, client: Legacy4DClient, legacy4d_seeded: dict) -> None:
+    RawRest(legacy4d_server.base_url).fault("exhaust_licenses", count=-1, path_contains="/rest/Products")
+    with pytest.raises(Legacy4DLicenseError):
+        client.count("Products")
+    assert len(requests_to(legacy4d_server, "/rest/Products")) == 1
+
+
+def test_expired_session_logs_in_again(
+    make_legacy4d_server: Callable[..., EmulatorServer], make_client: ClientFactory, legacy4d_seeded: dict,
+) -> None:
+    server = make_legacy4d_server(session_timeout=0.5)
+    client = make_client(server)
+    client.connect()
+    assert client.count("Products") == 200
+    time.sleep(0.8)
+    assert client.count("Products") == 200
+    logins = requests_to(server, "$directory/login")
+    assert [r["status"] for r in logins] == [200, 200]
+    assert [r["status"] for r in requests_to(server, "/rest/Products")] == [200, 401, 200]
+    RawRest(server.base_url).fault("drop_session", path_contains="/rest/Products")
+    assert client.count("Products") == 200
+    assert stats(server)["sessions_open"] == 1
+
+
+def test_server_errors_are_retried_then_succeed(legacy4d_server: EmulatorServer, client: Legacy4DClient,
+                                                legacy4d_seeded: dict) -> None:
+    control = RawRest(legacy4d_server.base_url)
+    control.fault("http_500", count=2, path_contains="/rest/Products")
+    control.fault("close_connection", count=1, path_contains="/rest/Customers")
+    assert client.count("Products") == 200
+    assert [r["status"] for r in requests_to(legacy4d_server, "/rest/Products")] == [500, 500, 200]
+    assert client.count("Customers") == legacy4d_seeded["counts"]["Customers"]
+
+
+def test_persistent_server_errors_give_a_clear_error(legacy4d_server: EmulatorServer, make_client: ClientFactory,
+                                                     legacy4d_seeded: dict) -> None:
+    client = make_client(legacy4d_server, max_retries=2)
+    client.connect()
+    RawRest(legacy4d_server.base_url).fault("http_500", count=-1, path_contains="/rest/Products")
+    with pytest.raises(Legacy4DError) as caught:
+        client.query_table("Products", limit=1)
+    error = caught.value
+    assert error.status == 500 and error.err_codes == [1]
+    assert "HTTP 500" in str(error) and "3 attempt(s)" in str(error) and "/rest/Products" in str(error)
+    assert len(requests_to(legacy4d_server, "/rest/Products")) == 3
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Legacy4DClient("127.0.0.1", port, USERNAME, PASSWORD, max_retries=1, backoff_seconds=0.01)
+    with pytest.raises(Legacy4DError) as caught:
+        client.connect()
+    assert caught.value.status is None and "unreachable" in str(caught.value) and "2 attempt(s)" in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+# --- filter safety ------------------------------------------------------------------------------------
+
+
+INJECTIONS = ["'; DROP TABLE x; --", '") OR 1=1 --', "x' OR '1'='1", "1=1) OR (ProductID>0", ":1", "\\u0027"]
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_injection_payloads_reach_the_server_bound(legacy4d_server: EmulatorServer, client: Legacy4DClient,
+                                                   legacy4d_store: LegacyStore, payload: str) -> None:
+    legacy4d_store.insert("Products", [{"ProductID": 1, "ProductName": payload}, {"ProductID": 2, "ProductName": "x"}])
+    assert [r["ProductID"] for r in client.query_table("Products", [("ProductName", "===", payload)])] == [1]
+    assert client.count("Products", [("ProductName", "!==", payload)]) == 1
+    received = stats(legacy4d_server)["last_filters"][-1]
+    assert received["filter"] == "ProductName !== :1"
+    assert json.loads(received["params"]) == [payload]
+    assert legacy4d_store.count("Products") == 2
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [("ProductID; DROP TABLE x", "=", 1), ("Price", "= 1 OR 1", 1), ("Price", ";", 1), ("a b", "=", 1),
+     ("Price", "<", None), ("ProductID", "IN", "1,2")],
+)
+def test_bad_attribute_or_operator_never_reaches_the_server(
+    legacy4d_server: EmulatorServer, client: Legacy4DClient, condition: tuple, legacy4d_store: LegacyStore,
+) -> None:
+    before = stats(legacy4d_server)["requests_served"]
+    with pytest.raises(ValueError, match=r"invalid|unsupported|null|IN"):
+        client.query_table("Products", [condition])
+    with pytest.raises(ValueError, match="invalid"):
+        client.query_table("Products; x")
+    assert stats(legacy4d_server)["requests_served"] == before
+
+
+def test_build_filter_uses_placeholders_only() -> None:
+    expression, params = build_filter([("SKU", "=", "A'1"), ("CreatedDate", ">=", dt.date(2024, 2, 3)),
+                                       ("Category", "!=", None), ("ProductID", "in", (1, 2))])
+    assert expression == "SKU = :1 AND CreatedDate >= :2 AND Category != null AND ProductID IN :3"
+    assert params == ["A'1", "2024-02-03", [1, 2]]
+    assert build_filter(None) == (None, [])
+
+
+# --- parsing helpers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("6!3!2017", dt.date(2017, 3, 6)), ("31!12!1999", dt.date(1999, 12, 31)), ("29!2!2024", dt.date(2024, 2, 29)),
+     ("06!03!2017", dt.date(2017, 3, 6)), ("0!0!0", None), ("00!00!0000", None), ("", None), (None, None)],
+)
+def test_parse_4d_date(text: str | None, expected: dt.date | None) -> None:
+    assert parse_4d_date(text) == expected
+
+
+@pytest.mark.parametrize("text", ["31!2!2020", "29!2!2023", "1!13!2020", "2017-03-06", "6/3/2017", "abc", "6!3"])
+def test_parse_4d_date_rejects_invalid_values(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        parse_4d_date(text)
+
+
+@pytest.mark.parametrize(
+    ("ms", "expected"),
+    [(0, dt.time(0, 0)), (36_730_000, dt.time(10, 12, 10)), (86_399_999, dt.time(23, 59, 59, 999_000)),
+     ("1500", dt.time(0, 0, 1, 500_000))],
+)
+def test_parse_4d_time(ms: int | str, expected: dt.time) -> None:
+    assert parse_4d_time(ms) == expected
+
+
+@pytest.mark.parametrize("ms", [-1, 86_400_000, 1.5, "noon", True])
+def test_parse_4d_time_rejects_invalid_values(ms: object) -> None:
+    with pytest.raises(ValueError, match="4D time"):
+        parse_4d_time(ms)  # type: ignore[arg-type]
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+
+def test_password_never_appears_in_errors_repr_or_logs(
+    make_legacy4d_server: Callable[..., EmulatorServer], make_client: ClientFactory, legacy4d_seeded: dict,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = make_legacy4d_server(licenses=1)
+    wrong = make_client(server, password=PASSWORD + "-wrong")
+    texts: list[str] = [repr(wrong)]
+    with pytest.raises(Legacy4DAuthError) as denied:
+        wrong.connect()
+    assert denied.value.status == 401 and denied.value.err_codes == [1822]
+    good = make_client(server)
+    good.connect()
+    other = make_client(server)
+    with pytest.raises(Legacy4DLicenseError) as exhausted:
+        other.connect()
+    RawRest(server.base_url).fault("http_500", count=-1)
+    with pytest.raises(Legacy4DError) as failed:
+        good.count("Products")
+    for error in (denied.value, exhausted.value, failed.value):
+        texts += [str(error), repr(error), *error.messages, str(error.__cause__), str(error.__context__)]
+    texts += [repr(good), caplog.text]
+    for text in texts:
+        assert PASSWORD not in text
