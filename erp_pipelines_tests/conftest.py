@@ -22,6 +22,8 @@ from erp_pipelines.migrations import alembic_config
 from erp_pipelines.resources import As400Resource, as400_resource
 from erp_sandbox.as400.seed import SeedManifest, seed_as400
 
+pytest_plugins = ["erp_pipelines_tests.fixtures_legacy_4d"]
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ("TEST_APP_DATABASE_URL", "TEST_AS400_OWNER_URL", "TEST_AS400_DATABASE", "AS400_PASSWORD", "ODBCINI")
 

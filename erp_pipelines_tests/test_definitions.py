@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from erp_pipelines.assets import SYNC_MODE_TAG, source_assets, table_asset_key, table_assets
+from erp_pipelines.assets import SYNC_MODE_TAG, source_assets, table_assets
 from erp_pipelines.catalog import specs_for
 from erp_pipelines.checks import (
     INTEGRITY_CHECK_NAME,
@@ -18,10 +18,14 @@ from erp_pipelines.checks import (
     reconciliation_checks,
 )
 from erp_pipelines.definitions import defs
-from erp_pipelines.resources import AppDatabaseResource, As400Resource
+from erp_pipelines.resources import AppDatabaseResource, As400Resource, Legacy4DResource
+from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
 from erp_sandbox.as400.seed import SeedManifest
+from erp_sandbox.legacy_4d.server import EmulatorServer
 
 AS400_TABLES = ["product", "product_measurement", "product_pricing", "product_stock"]
+LEGACY_TABLES = ["erp_category", "erp_product", "erp_customer", "erp_order", "erp_invoice", "erp_inventory",
+                 "erp_bill_of_material"]
 
 
 def test_definitions_load() -> None:
@@ -62,22 +66,38 @@ def test_password_is_an_env_var_in_the_definitions() -> None:
     assert os.environ["AS400_PASSWORD"] not in repr(defs.resources)
 
 
+def test_4d_assets_lineage_and_pool() -> None:
+    graph = defs.resolve_asset_graph()
+    for table in LEGACY_TABLES:
+        node = graph.get(dg.AssetKey(["app", table]))
+        assert node.group_name == "legacy_4d"
+        assert node.pools == {"legacy_4d"}
+    parents = {
+        "erp_product": {("legacy_4d", "Products"), ("app", "erp_category")},
+        "erp_order": {("legacy_4d", "Orders"), ("app", "erp_customer")},
+        "erp_invoice": {("legacy_4d", "Invoices"), ("app", "erp_order")},
+        "erp_inventory": {("legacy_4d", "Inventory"), ("app", "erp_product")},
+        "erp_bill_of_material": {("legacy_4d", "BillOfMaterials"), ("app", "erp_product")},
+    }
+    for table, expected in parents.items():
+        assert {tuple(key.path) for key in graph.get(dg.AssetKey(["app", table])).parent_keys} == expected
+
+
 @pytest.mark.integration
-def test_materialize_as400_assets_with_checks(
-    seed: Callable[..., SeedManifest], as400: As400Resource, app_url: str, app_db: sa.Engine
+def test_materialize_every_asset_with_checks(
+    seed: Callable[..., SeedManifest],
+    as400: As400Resource,
+    legacy4d_seeded: dict,
+    legacy4d_server: EmulatorServer,
+    app_url: str,
+    app_db: sa.Engine,
 ) -> None:
     manifest = seed(products=120, bad_share=0.02)
-    as400_keys = {table_asset_key(spec) for spec in specs_for("as400")}
-    selection = [
-        *(spec for spec in source_assets if spec.group_name == "as400"),
-        *(asset for asset in table_assets if asset.key in as400_keys),
-        *(check for check in [*integrity_checks, *reconciliation_checks] if next(iter(check.check_keys)).asset_key in as400_keys),
-    ]
+    legacy_4d = Legacy4DResource(host="127.0.0.1", port=legacy4d_server.port, username=USERNAME, password=PASSWORD)
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            selection,
-            selection=[table_asset_key(spec) for spec in specs_for("as400")],
-            resources={"as400": as400, "app_db": AppDatabaseResource(url=app_url)},
+            [*source_assets, *table_assets, *integrity_checks, *reconciliation_checks],
+            resources={"as400": as400, "legacy_4d": legacy_4d, "app_db": AppDatabaseResource(url=app_url)},
             instance=instance,
             tags={SYNC_MODE_TAG: "full"},
         )
@@ -85,7 +105,7 @@ def test_materialize_as400_assets_with_checks(
     materialized = {
         event.asset_key.path[-1]: event.materialization.metadata for event in result.get_asset_materialization_events()
     }
-    assert sorted(materialized) == sorted(AS400_TABLES)
+    assert sorted(materialized) == sorted([*AS400_TABLES, *LEGACY_TABLES])
     for spec in specs_for("as400"):
         metadata = materialized[spec.target_table]
         rejected = len(manifest.bad_keys(spec.source_table))
@@ -96,6 +116,6 @@ def test_materialize_as400_assets_with_checks(
         if rejected:
             assert len(metadata["rejected_records"].value.records) == min(rejected, 20)
     checks = {(e.asset_key.path[-1], e.check_name): e.passed for e in result.get_asset_check_evaluations()}
-    for table in AS400_TABLES:
-        assert checks[(table, INTEGRITY_CHECK_NAME)] is True
-        assert checks[(table, RECONCILIATION_CHECK_NAME)] is True
+    for table in [*AS400_TABLES, *LEGACY_TABLES]:
+        assert checks[(table, INTEGRITY_CHECK_NAME)] is True, table
+        assert checks[(table, RECONCILIATION_CHECK_NAME)] is True, table
