@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark
-from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError
+from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
 
 GLOBAL_STAMP = "__GlobalStamp"
 
@@ -24,7 +24,7 @@ def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.Re
     """
     arrays = []
     for name in columns:
-        values = [record.get(name) for record in records]
+        values = [deferred_key(record.get(name)) for record in records]
         try:
             array = pa.array(values)
             if pa.types.is_struct(array.type) or pa.types.is_list(array.type):

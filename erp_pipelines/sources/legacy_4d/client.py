@@ -65,6 +65,13 @@ class Legacy4DNotFoundError(Legacy4DError):
     """HTTP 404: unknown dataclass, entity, attribute or expired entity set."""
 
 
+def deferred_key(value: object) -> object:
+    """The key of an N→1 relation value (`{"__deferred": {"uri": …, "__KEY": "3"}}`); other values as is."""
+    if isinstance(value, dict) and isinstance(value.get("__deferred"), dict):
+        return value["__deferred"].get("__KEY")
+    return value
+
+
 def parse_4d_date(value: str | None) -> dt.date | None:
     """4D's ``d!m!yyyy`` (unpadded) to a date; the empty date ``0!0!0`` (or null) is None."""
     if value is None or value == "" or value in _EMPTY_DATES:
