@@ -8,6 +8,7 @@ import pandera.pandas as pa_pandas
 import sqlalchemy as sa
 from pydantic import Field
 
+from erp_pipelines.cadence import freshness_policy
 from erp_pipelines.catalog import CATALOG
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.sync import RejectedShareExceededError, SyncReport, run_sync
@@ -23,7 +24,9 @@ SOURCE_KINDS = {"as400": "ibmi", "legacy_4d": "4d"}
 class SyncConfig(dg.Config):
     """Run configuration of a table asset; the mode can also come from the run tag `erp/sync_mode`."""
 
-    mode: str | None = Field(default=None, description="'incremental' or 'full'; overrides the run tag")
+    mode: str | None = Field(
+        default=None, description="'incremental', 'full' or 'replay' (quarantined records); overrides the run tag"
+    )
 
 
 def source_asset_key(spec: TableSpec) -> dg.AssetKey:
@@ -108,6 +111,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         owners=OWNERS,
         tags={"cadence": spec.cadence},
         pool=spec.source_system,
+        freshness_policy=freshness_policy(spec),
         retry_policy=RETRY_POLICY,
         required_resource_keys={spec.source_system, "app_db"},
         metadata={
@@ -120,9 +124,11 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
     )
     def _table_asset(context: dg.AssetExecutionContext, config: SyncConfig) -> dg.MaterializeResult:
         mode = config.mode or context.run.tags.get(SYNC_MODE_TAG, "incremental")
-        if mode not in ("incremental", "full"):
-            raise dg.Failure(f"sync mode {mode!r} (tag {SYNC_MODE_TAG}) must be 'incremental' or 'full'",
-                             allow_retries=False)
+        if mode not in ("incremental", "full", "replay"):
+            raise dg.Failure(
+                f"sync mode {mode!r} (tag {SYNC_MODE_TAG}) must be 'incremental', 'full' or 'replay'",
+                allow_retries=False,
+            )
         source = getattr(context.resources, spec.source_system).source()
         app_db: AppDatabaseResource = context.resources.app_db
         engine = app_db.engine()

@@ -6,12 +6,19 @@ import dagster as dg
 
 from erp_pipelines.assets import source_assets, table_assets
 from erp_pipelines.checks import integrity_checks, reconciliation_checks
-from erp_pipelines.jobs import as400_sync_job, full_resync_job, legacy_4d_sync_job
+from erp_pipelines.jobs import all_jobs
+from erp_pipelines.logs import configure_sync_logs
 from erp_pipelines.resources import app_database_resource, as400_resource, legacy_4d_resource
+from erp_pipelines.schedules import all_schedules
+from erp_pipelines.sensors import all_sensors
+
+configure_sync_logs()
 
 defs = dg.Definitions(
     assets=[*source_assets, *table_assets],
     asset_checks=[*integrity_checks, *reconciliation_checks],
-    jobs=[as400_sync_job, legacy_4d_sync_job, full_resync_job],
+    jobs=all_jobs,
+    schedules=all_schedules,
+    sensors=all_sensors,
     resources={"as400": as400_resource(), "legacy_4d": legacy_4d_resource(), "app_db": app_database_resource()},
 )

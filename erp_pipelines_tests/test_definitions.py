@@ -30,7 +30,8 @@ LEGACY_TABLES = ["erp_category", "erp_product", "erp_customer", "erp_order", "er
 
 def test_definitions_load() -> None:
     dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_job_def("as400_sync_job")
+    for job in ("as400_daily_job", "as400_inventory_job", "legacy_4d_daily_job"):
+        assert defs.resolve_job_def(job)
     assert defs.resolve_job_def("full_resync_job")
 
 

@@ -100,7 +100,7 @@ def write_env(out: Path) -> None:
     preserved = {
         key: value
         for key, value in _read_env_file(out).items()
-        if key in {"AS400_SYNC_ENABLED", "AS400_SYNC_INTERVAL", "ERP_TIMEZONE"}
+        if key in {"AS400_SYNC_ENABLED", "AS400_SYNC_INTERVAL", "ERP_TIMEZONE", "LEGACY4D_LICENSES"}
     }
     env = {
         "ERP_PG_HOST": host,
@@ -133,6 +133,8 @@ def write_env(out: Path) -> None:
         "LEGACY_SYNC_BATCH_SIZE": "1000",
         "LEGACY4D_LICENSES": "3",
         "DAGSTER_DISABLE_TELEMETRY": "1",
+        "ERP_LOG_DIR": str(ROOT / "logs"),
+        "ERP_TIMEZONE": "UTC",
         "TEST_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_test"),
         "TEST_AS400_DATABASE": "as400_test",
         "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400_test", "postgresql"),

@@ -77,6 +77,19 @@ sync_watermark = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
+sync_alert = sa.Table(
+    "sync_alert",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("last_materialized_at", sa.DateTime(timezone=True)),
+    sa.Column("run_key", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_sync_alert_entity_created", "entity", "created_at"),
+)
+
 AUDIT_COLUMNS = ("synced_at", "deleted_at", "sync_run_id")
 
 

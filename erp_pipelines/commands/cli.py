@@ -7,6 +7,7 @@ connection test failed, 2 bad usage or configuration.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 
@@ -17,6 +18,7 @@ from alembic import command
 
 from erp_pipelines.app_db.engine import DatabaseUrlError, app_engine
 from erp_pipelines.app_db.tables import sync_error, sync_run
+from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
 from erp_pipelines.migrations import alembic_config
 
@@ -45,18 +47,18 @@ def migrate() -> None:
     click.echo("application database is at the newest revision")
 
 
-@main.command()
-@click.option("--entity", "entities", multiple=True, help="Entity to sync (repeatable); default: all.")
-@click.option("--full", is_flag=True, help="Re-read everything and soft-delete rows gone at the source.")
-def sync(entities: tuple[str, ...], full: bool) -> None:
-    """Materialize entities through the Dagster instance (their parents are not re-run)."""
+def _specs(entities: tuple[str, ...]) -> list:
+    try:
+        return [get_spec(entity) for entity in entities] if entities else list(CATALOG)
+    except UnknownEntityError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _materialize(specs: list, mode: str, trigger: str) -> None:
+    """Runs the specs' assets (and their checks) through the Dagster instance; exits with the outcome."""
     from erp_pipelines.assets import SYNC_MODE_TAG, table_asset_key
     from erp_pipelines.definitions import defs
 
-    try:
-        specs = [get_spec(entity) for entity in entities] if entities else list(CATALOG)
-    except UnknownEntityError as exc:
-        raise click.UsageError(str(exc)) from None
     keys = [table_asset_key(spec) for spec in specs]
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
@@ -67,7 +69,7 @@ def sync(entities: tuple[str, ...], full: bool) -> None:
     result = job.execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=instance,
-        tags={SYNC_MODE_TAG: "full" if full else "incremental", "erp/trigger": "cli"},
+        tags={SYNC_MODE_TAG: mode, "erp/trigger": trigger},
         raise_on_error=False,
     )
     for event in result.get_asset_materialization_events():
@@ -87,6 +89,34 @@ def sync(entities: tuple[str, ...], full: bool) -> None:
 
 
 @main.command()
+@click.option("--entity", "entities", multiple=True, help="Entity to sync (repeatable); default: all.")
+@click.option("--full", is_flag=True, help="Re-read everything and soft-delete rows gone at the source.")
+def sync(entities: tuple[str, ...], full: bool) -> None:
+    """Materialize entities through the Dagster instance (their parents are not re-run)."""
+    _materialize(_specs(entities), "full" if full else "incremental", "cli")
+
+
+@main.command()
+@click.option("--entity", "entities", multiple=True, help="Entity to replay (repeatable); default: every "
+              "entity with open quarantined records.")
+def replay(entities: tuple[str, ...]) -> None:
+    """Re-read only the quarantined records (once the source is fixed) and load the ones that now pass."""
+    specs = _specs(entities)
+    if not entities:
+        with _engine().connect() as connection:
+            open_entities = set(
+                connection.execute(
+                    sa.select(sync_error.c.entity).where(sync_error.c.resolved_at.is_(None)).distinct()
+                ).scalars()
+            )
+        specs = [spec for spec in specs if spec.entity in open_entities]
+        if not specs:
+            click.echo("nothing to replay: no open quarantined records")
+            return
+    _materialize(specs, "replay", "cli_replay")
+
+
+@main.command()
 def status() -> None:
     """Last run per entity: when, mode, status, counts and open quarantined records."""
     engine = _engine()
@@ -103,7 +133,15 @@ def status() -> None:
     with engine.connect() as connection:
         runs = {row.entity: row for row in connection.execute(latest)}
         quarantined = dict(connection.execute(open_errors).all())
-    header = f"{'entity':<22}{'source':<11}{'last run (UTC)':<21}{'mode':<13}{'status':<21}counts"
+        last_success = dict(
+            connection.execute(
+                sa.select(sync_run.c.entity, sa.func.max(sync_run.c.finished_at))
+                .where(sync_run.c.status.in_(["COMPLETED", "PARTIALLY_COMPLETED"]))
+                .group_by(sync_run.c.entity)
+            ).all()
+        )
+    now = dt.datetime.now(dt.UTC)
+    header = f"{'entity':<22}{'source':<11}{'last run (UTC)':<21}{'mode':<13}{'status':<21}{'freshness':<11}counts"
     click.echo(header)
     for spec in CATALOG:
         run = runs.get(spec.entity)
@@ -115,7 +153,11 @@ def status() -> None:
             f"processed={run.processed} created={run.created} updated={run.updated} unchanged={run.unchanged} "
             f"deleted={run.deleted} rejected={run.rejected} open_quarantine={quarantined.get(spec.entity, 0)}"
         )
-        click.echo(f"{spec.entity:<22}{spec.source_system:<11}{when:<21}{run.mode:<13}{run.status:<21}{counts}")
+        synced = last_success.get(spec.entity)
+        fresh = "fresh" if synced and now - synced <= overdue_after(spec) else "OVERDUE"
+        click.echo(
+            f"{spec.entity:<22}{spec.source_system:<11}{when:<21}{run.mode:<13}{run.status:<21}{fresh:<11}{counts}"
+        )
 
 
 def _probe(source: str) -> str:

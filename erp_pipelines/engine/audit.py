@@ -104,6 +104,17 @@ class Audit:
             .limit(1)
         ).first() is not None
 
+    def open_error_keys(self) -> list[str]:
+        """Distinct source keys of this entity's records still held in quarantine."""
+        return list(
+            self.connection.execute(
+                sa.select(sync_error.c.source_key)
+                .where(sync_error.c.entity == self.spec.entity, sync_error.c.resolved_at.is_(None))
+                .distinct()
+                .order_by(sync_error.c.source_key)
+            ).scalars()
+        )
+
     def resolve_errors(self, run_id: int, loaded_keys: list[str]) -> int:
         """Closes open quarantine entries whose record has now loaded (replay or a fixed source)."""
         if not loaded_keys:

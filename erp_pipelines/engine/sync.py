@@ -20,11 +20,13 @@ from erp_pipelines.engine.loader import LateRejection, TargetWriter
 from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate
 from erp_pipelines.sources.base import SourceAdapter, Watermark
 
-SyncMode = Literal["incremental", "full"]
+SyncMode = Literal["incremental", "full", "replay"]
 DEFAULT_MAX_REJECTED_SHARE = 0.10
 REJECTED_SAMPLE_SIZE = 20
 
-log = logging.getLogger("erp_pipelines.sync")
+def _log(spec: TableSpec) -> logging.Logger:
+    """The source system's sync log (`logs/<source>_sync.log` once configured)."""
+    return logging.getLogger(f"erp_pipelines.sync.{spec.source_system}")
 
 
 class RejectedShareExceededError(RuntimeError):
@@ -132,11 +134,13 @@ def run_sync(
     with engine.connect() as connection:
         audit = Audit(connection, spec)
         watermark = audit.load_watermark()
-        effective: SyncMode = "full" if mode == "full" or watermark is None else "incremental"
+        effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
+        if effective == "incremental" and watermark is None:
+            effective = "full"
         report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
                             watermark_before=watermark, max_rejected_share=limit)
         report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
-        log.info("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
+        _log(spec).debug("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
         try:
             _load(spec, source, connection, audit, report, watermark, on_batch)
         except Exception as exc:
@@ -146,7 +150,7 @@ def run_sync(
             report.duration_seconds = time.perf_counter() - started
             audit.finish(report.sync_run_id, "FAILED", report.counts(), error_message=report.error_message)
             connection.commit()
-            log.error("%s: sync failed: %s", spec.entity, report.error_message)
+            _log(spec).error("%s: sync_run %s FAILED: %s", spec.entity, report.sync_run_id, report.error_message)
             raise
         report.duration_seconds = time.perf_counter() - started
         if report.rejected_share > limit:
@@ -162,7 +166,13 @@ def run_sync(
             error_message=report.error_message,
         )
         connection.commit()
-    log.info("%s", report.summary())
+    _log(spec).log(
+        logging.ERROR if report.status == "FAILED" else logging.INFO,
+        "%s (sync_run %s)%s",
+        report.summary(),
+        report.sync_run_id,
+        f": {report.error_message}" if report.error_message else "",
+    )
     if report.status == "FAILED":
         raise RejectedShareExceededError(report)
     return report
@@ -177,11 +187,19 @@ def _load(
     watermark: Watermark | None,
     on_batch: Callable[[SyncReport], None] | None,
 ) -> None:
-    full = report.mode == "full"
+    full, replay = report.mode == "full", report.mode == "replay"
     writer = TargetWriter(connection, spec, report.sync_run_id or 0)
     writer.prepare(track_seen_keys=full)
     resolve = audit.has_open_errors()
-    with source.extract(spec, None if full else watermark) as extraction:
+    if replay:
+        keys = audit.open_error_keys()
+        report.watermark_after = watermark
+        if not keys:
+            return
+        extracting = source.extract_keys(spec, keys)
+    else:
+        extracting = source.extract(spec, None if full else watermark)
+    with extracting as extraction:
         for raw in extraction.batches():
             batch = decode_and_validate(spec, raw)
             if full:
@@ -208,6 +226,8 @@ def _load(
             _sample(report, spec, raw, rows, rejected)
             if on_batch:
                 on_batch(report)
+        if replay:
+            return
         deleted_keys = extraction.deleted_keys()
         if full:
             report.deleted = writer.soft_delete_missing()

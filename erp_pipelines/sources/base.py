@@ -50,6 +50,14 @@ class SourceAdapter(Protocol):
         """Reads the whole table (`since` is None) or the rows changed since a watermark."""
         ...
 
+    def extract_keys(self, spec: TableSpec, keys: list[str]) -> AbstractContextManager[Extraction]:
+        """Reads only the rows with these quarantine keys (a replay); no watermark, no deletions."""
+        ...
+
     def count_rows(self, spec: TableSpec) -> int:
         """Rows in the source table now (for reconciliation)."""
+        ...
+
+    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
+        """A cheap marker per entity that moves when its source table changes (change sensors)."""
         ...

@@ -17,6 +17,8 @@ from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400ConnectionError, As400Settings
 from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark
 
+# Keys per replay statement: keeps statements short on both Db2 for i and the stand-in.
+REPLAY_CHUNK = 200
 # Change stamps further in the future than this are garbage, not a position to resume from.
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 
@@ -31,18 +33,25 @@ def to_cyymmdd_hhmmss(moment: dt.datetime) -> tuple[int, int]:
 class As400Extraction:
     """One streamed read; tracks the newest valid change stamp for the next watermark."""
 
-    def __init__(self, settings: As400Settings, spec: TableSpec, statement: sql.Statement) -> None:
+    def __init__(
+        self, settings: As400Settings, spec: TableSpec, statements: list[sql.Statement], *, track: bool = True
+    ) -> None:
         self._settings = settings
         self._spec = spec
-        self._statement = statement
+        self._statements = statements
+        self._track = track
         self._newest: dt.datetime | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        for statement in self._statements:
+            yield from self._read(statement)
+
+    def _read(self, statement: sql.Statement) -> Iterator[pa.RecordBatch]:
         try:
             reader = arrow_odbc.read_arrow_batches_from_odbc(
-                query=self._statement.sql,
+                query=statement.sql,
                 connection_string=self._settings.connection_string(with_credentials=True),
-                parameters=list(self._statement.parameters),
+                parameters=list(statement.parameters),
                 batch_size=self._settings.batch_rows,
                 login_timeout_sec=self._settings.login_timeout_seconds,
             )
@@ -52,7 +61,8 @@ class As400Extraction:
             ) from None
         try:
             for batch in reader:
-                self._track_change_stamps(batch)
+                if self._track:
+                    self._track_change_stamps(batch)
                 yield batch
         except arrow_odbc.Error as exc:
             raise As400ConnectionError(
@@ -140,19 +150,50 @@ class As400Source:
             order_by=spec.source_key_columns,
         )
         sql.guard_select(statement.sql, [table])
-        yield As400Extraction(self.settings, spec, statement)
+        yield As400Extraction(self.settings, spec, [statement])
+
+    @contextmanager
+    def extract_keys(self, spec: TableSpec, keys: list[str]) -> Iterator[As400Extraction]:
+        """Only the rows with these quarantine keys (values joined by '|'), for a replay."""
+        table = self.table_of(spec)
+        self.check_columns(spec)
+        key_columns = spec.source_key_columns
+        split = [tuple(key.split("|")) for key in keys]
+        statements = [
+            sql.select_keys(table, spec.source_columns, key_columns, split[start : start + REPLAY_CHUNK])
+            for start in range(0, len(split), REPLAY_CHUNK)
+        ]
+        for statement in statements:
+            sql.guard_select(statement.sql, [table])
+        yield As400Extraction(self.settings, spec, statements, track=False)
 
     def count_rows(self, spec: TableSpec) -> int:
         table = self.table_of(spec)
         return int(self._query(sql.count_rows(table), table)[0][0])
 
-    def change_marker(self, spec: TableSpec) -> str:
-        """A cheap "did anything change" marker: the newest change stamp (one indexed row)."""
-        table = self.table_of(spec)
-        if spec.change_tracking is None:
-            return str(self.count_rows(spec))
-        rows = self._query(sql.latest_change(table, spec.change_tracking.columns), table)
-        return f"{int(rows[0][0])}.{int(rows[0][1]):06d}" if rows else "empty"
+    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
+        """A cheap "did anything change" marker per table: its newest change stamp and its row count.
+
+        One connection for all tables; the stamp is one row read through the change-stamp index, the
+        count comes from the table statistics on IBM i. Deletions move the count.
+        """
+        markers: dict[str, str] = {}
+        statements = []
+        for spec in specs:
+            table = self.table_of(spec)
+            tracked = spec.change_tracking is not None
+            latest = sql.latest_change(table, spec.change_tracking.columns) if tracked else None
+            statements.append((spec, table, latest, sql.count_rows(table)))
+        with self.settings.connect() as connection:
+            cursor = connection.cursor()
+            for spec, table, latest, count in statements:
+                parts = []
+                for statement in filter(None, (latest, count)):
+                    sql.guard_select(statement.sql, [table])
+                    row = cursor.execute(statement.sql, *statement.parameters).fetchone()
+                    parts.append("empty" if row is None else ".".join(str(int(v)) for v in row))
+                markers[spec.entity] = "/".join(parts)
+        return markers
 
     def test_connection(self) -> str:
         """Opens a session and runs the probe; returns the server's answer as text."""

@@ -82,6 +82,19 @@ def select_rows(
     return Statement(sql + " FOR READ ONLY", parameters)
 
 
+def select_keys(table: QualifiedTable, columns: Sequence[str], key_columns: Sequence[str],
+                keys: Sequence[Sequence[str]]) -> Statement:
+    """Rows by business key (replay of quarantined records): `(K1 = ? AND K2 = ?) OR …`, all bound."""
+    if not keys:
+        raise UnsafeSqlError("select_keys needs at least one key")
+    match = " AND ".join(f"{quote_identifier(c)} = ?" for c in key_columns)
+    if any(len(key) != len(key_columns) for key in keys):
+        raise UnsafeSqlError(f"every key must have {len(key_columns)} value(s) for {', '.join(key_columns)}")
+    where = " OR ".join(f"({match})" for _ in keys)
+    sql = f"SELECT {', '.join(quote_identifier(c) for c in columns)} FROM {table.sql} WHERE {where} FOR READ ONLY"
+    return Statement(sql, tuple(str(value) for key in keys for value in key))
+
+
 def count_rows(table: QualifiedTable) -> Statement:
     return Statement(f"SELECT COUNT(*) FROM {table.sql} FOR READ ONLY")
 

@@ -13,6 +13,7 @@ from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, W
 from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
 
 GLOBAL_STAMP = "__GlobalStamp"
+REPLAY_CHUNK = 200
 
 
 def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.RecordBatch:
@@ -38,11 +39,19 @@ def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.Re
 class Legacy4DExtraction:
     """One read of one dataclass; the watermark is the datastore stamp taken before the first page."""
 
-    def __init__(self, client: Legacy4DClient, spec: TableSpec, since: Watermark | None, batch_rows: int) -> None:
+    def __init__(
+        self,
+        client: Legacy4DClient,
+        spec: TableSpec,
+        since: Watermark | None,
+        batch_rows: int,
+        keys: list[str] | None = None,
+    ) -> None:
         self._client = client
         self._spec = spec
         self._since = since
         self._batch_rows = batch_rows
+        self._keys = keys
         self._stamp: int | None = None
 
     @property
@@ -51,9 +60,12 @@ class Legacy4DExtraction:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         spec = self._spec
-        tracked = spec.change_tracking is not None
+        tracked = spec.change_tracking is not None and self._keys is None
         if tracked:
             self._stamp = self._client.global_stamp()
+        if self._keys is not None:
+            yield from self._replay_batches()
+            return
         if spec.distinct_values_of:
             values = [v for v in self._client.distinct_values(spec.source_table, spec.distinct_values_of)
                       if isinstance(v, str) and v.strip()]
@@ -72,12 +84,34 @@ class Legacy4DExtraction:
         if pending:
             yield records_to_batch(pending, columns)
 
+    def _replay_batches(self) -> Iterator[pa.RecordBatch]:
+        """Only the entities whose keys are quarantined (IN lists, bound as $params)."""
+        keys = self._keys or []
+        columns = self._spec.source_columns
+        if self._spec.distinct_values_of:
+            wanted = set(keys)
+            values = self._client.distinct_values(self._spec.source_table, self._spec.distinct_values_of)
+            yield pa.RecordBatch.from_arrays([pa.array([v for v in values if v in wanted], pa.string())],
+                                             names=[self._spec.distinct_values_of])
+            return
+        for start in range(0, len(keys), REPLAY_CHUNK):
+            chunk = [int(key) if key.lstrip("-").isdigit() else key for key in keys[start : start + REPLAY_CHUNK]]
+            records = [
+                record
+                for page in self._client.iter_pages(
+                    self._spec.source_table, key=self._key, fields=columns, filters=[(self._key, "IN", chunk)]
+                )
+                for record in page
+            ]
+            if records:
+                yield records_to_batch(records, columns)
+
     def watermark(self) -> Watermark | None:
         return {"global_stamp": self._stamp} if self._stamp is not None else None
 
     def deleted_keys(self) -> pa.RecordBatch | None:
         """Keys in `__DeletedRecords` stamped since the watermark (4D's data change tracking)."""
-        if self._since is None or self._spec.change_tracking is None:
+        if self._since is None or self._spec.change_tracking is None or self._keys is not None:
             return None
         deleted = self._client.deleted_records(self._spec.source_table, int(self._since["global_stamp"]))
         keys = [str(record["__PrimaryKey"]) for record in deleted]
@@ -128,6 +162,14 @@ class Legacy4DSource:
             self.check_attributes(client, spec)
             yield Legacy4DExtraction(client, spec, since, self.batch_rows)
 
+    @contextmanager
+    def extract_keys(self, spec: TableSpec, keys: list[str]) -> Iterator[Legacy4DExtraction]:
+        """Only the entities with these quarantine keys, for a replay."""
+        self._check(spec)
+        with self.session() as client:
+            self.check_attributes(client, spec)
+            yield Legacy4DExtraction(client, spec, None, self.batch_rows, keys=keys)
+
     def count_rows(self, spec: TableSpec) -> int:
         self._check(spec)
         with self.session() as client:
@@ -136,11 +178,27 @@ class Legacy4DSource:
                 return len([v for v in values if isinstance(v, str) and v.strip()])
             return client.count(spec.source_table)
 
-    def change_marker(self, spec: TableSpec) -> str:
-        """The datastore's global stamp: it moves on every insert, update and delete."""
-        self._check(spec)
+    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
+        """Per table: the newest `__GlobalStamp` of its dataclass and of its `__DeletedRecords` entries.
+
+        4D writes the current global stamp into every saved entity and every deletion record, so the pair
+        moves on any insert, update or delete of that dataclass; two one-entity requests per dataclass.
+        """
+        markers: dict[str, str] = {}
+        by_table: dict[str, str] = {}
         with self.session() as client:
-            return str(client.global_stamp())
+            for spec in specs:
+                self._check(spec)
+                if spec.source_table not in by_table:
+                    newest = client.query_table(spec.source_table, fields=[GLOBAL_STAMP], limit=1,
+                                                order_by=f"{GLOBAL_STAMP} desc")
+                    deleted = client.query_table("__DeletedRecords", [("__TableName", "===", spec.source_table)],
+                                                 fields=["__Stamp"], limit=1, order_by="__Stamp desc")
+                    by_table[spec.source_table] = (
+                        f"{newest[0][GLOBAL_STAMP] if newest else 0}/{deleted[0]['__Stamp'] if deleted else 0}"
+                    )
+                markers[spec.entity] = by_table[spec.source_table]
+        return markers
 
     def test_connection(self) -> str:
         with self.session() as client:
