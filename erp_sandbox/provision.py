@@ -137,6 +137,7 @@ def write_env(out: Path) -> None:
         "ERP_TIMEZONE": "UTC",
         "TEST_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_test"),
         "TEST_AS400_DATABASE": "as400_test",
+        "TEST_DAGSTER_PG_DB": "erp_dagster_test",
         "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400_test", "postgresql"),
         "TEST_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d_test", "postgresql"),
         **preserved,

@@ -110,7 +110,7 @@ ensure_sandbox() {
   "$PY" -m erp_sandbox.provision roles-sql | admin_psql -f - >/dev/null
   local db
   for db in erp_app:erp_app erp_dagster:erp_dagster as400:as400_owner legacy4d:legacy4d \
-            erp_app_test:erp_app as400_test:as400_owner legacy4d_test:legacy4d; do
+            erp_app_test:erp_app as400_test:as400_owner legacy4d_test:legacy4d erp_dagster_test:erp_dagster; do
     if [ -z "$(admin_psql -c "select 1 from pg_database where datname = '${db%%:*}'")" ]; then
       admin_psql -c "create database ${db%%:*} owner ${db##*:}" >/dev/null
     fi
@@ -120,8 +120,13 @@ ensure_sandbox() {
   "$PY" -m erp_sandbox.provision as400-schema
   "$PY" -m erp_sandbox.provision as400-schema --owner-url "$TEST_AS400_OWNER_URL"
   "$PY" -m erp_pipelines.commands.cli migrate
-  mkdir -p "$DAGSTER_HOME"
+  mkdir -p "$DAGSTER_HOME" "$ERP_LOG_DIR"
   cp "$ROOT/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+  # The 4D pool may hold as many concurrent syncs as there are licenses, less one left for checks
+  # and sensors; the AS400 pool keeps the default of one (never overload the IBM i).
+  local pool_limit=$(( ${LEGACY4D_LICENSES:-3} > 1 ? ${LEGACY4D_LICENSES:-3} - 1 : 1 ))
+  (cd "$ROOT" && "$VENV/bin/dagster" instance concurrency set legacy_4d "$pool_limit" >/dev/null 2>&1) \
+    || log "could not set the legacy_4d pool limit (the instance database may not be ready yet)"
 }
 
 setup_everything() {

@@ -1,0 +1,175 @@
+"""The CLI end to end, as an operator runs it: real processes, a PostgreSQL-backed Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.instance.ref import InstanceRef
+
+from erp_pipelines_tests.conftest import ROOT
+from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
+from erp_sandbox.as400.seed import SeedManifest
+from erp_sandbox.legacy_4d.server import EmulatorServer
+
+pytestmark = pytest.mark.integration
+
+SECRETS = ("AS400_PASSWORD", "DAGSTER_PG_PASSWORD", "ERP_APP_PASSWORD")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, app_url: str, legacy4d_server: EmulatorServer) -> dict[str, str]:
+    """The environment of an operator's shell, pointed at the test databases and a fresh DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "APP_DATABASE_URL": app_url,
+        "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"],
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_DB": os.environ["TEST_DAGSTER_PG_DB"],
+        "LEGACY_API_PORT": str(legacy4d_server.port),
+        "LEGACY_API_USERNAME": USERNAME,
+        "LEGACY_API_PASSWORD": PASSWORD,
+        "ERP_LOG_DIR": str(tmp_path / "logs"),
+    }
+
+
+def erp_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "erp_pipelines.commands", *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    for name in SECRETS:
+        value = env.get(name, "")
+        assert not value or value not in result.stdout + result.stderr, f"{name} leaked into CLI output"
+    assert PASSWORD not in result.stdout + result.stderr
+    return result
+
+
+def _instance(env: dict[str, str]) -> dg.DagsterInstance:
+    os.environ.update({k: env[k] for k in ("DAGSTER_PG_DB",)})
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"]))
+
+
+def test_sync_status_errors_and_replay(
+    seed: Callable[..., SeedManifest],
+    cli_env: dict[str, str],
+    app_db: sa.Engine,
+    as400_source_sql: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manifest = seed(products=80, bad_share=0.04)
+    synced = erp_sync(cli_env, "sync", "--entity", "product", "--entity", "product_stock")
+    assert synced.returncode == 0, synced.stderr
+    assert "app/product: PARTIALLY_COMPLETED [full]" in synced.stdout
+    assert "app/product_stock: PARTIALLY_COMPLETED [full]" in synced.stdout
+
+    status = erp_sync(cli_env, "status")
+    assert status.returncode == 0
+    product_line = next(line for line in status.stdout.splitlines() if line.startswith("product "))
+    assert "PARTIALLY_COMPLETED" in product_line and "fresh" in product_line
+    assert f"rejected={len(manifest.bad_keys('PRODUCTLIB.PRODUCTS'))}" in product_line
+    never = next(line for line in status.stdout.splitlines() if line.startswith("erp_order "))
+    assert "never" in never
+
+    (blank,) = manifest.bad["PRODUCTLIB.PRODUCTS"]["blank_description"][:1]
+    errors = erp_sync(cli_env, "errors", "--entity", "product")
+    assert errors.returncode == 0 and f"{blank[0]} (sync_run" in errors.stdout and "is blank" not in errors.stdout
+    assert "not_blank" in errors.stdout
+
+    as400_source_sql(f"""update "PRODUCTLIB"."PRODUCTS" set "ITEMDESC" = 'REPAIRED' where "ITEMNO" = '{blank[0]}'""")
+    replayed = erp_sync(cli_env, "replay", "--entity", "product")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "[replay]" in replayed.stdout and "created=1" in replayed.stdout
+    after = erp_sync(cli_env, "errors", "--entity", "product")
+    assert blank[0] not in after.stdout
+    with app_db.connect() as connection:
+        assert connection.execute(
+            sa.text("select description from product where item_number = :k"), {"k": blank[0]}
+        ).scalar_one() == "REPAIRED"
+
+    monkeypatch.setenv("DAGSTER_PG_DB", cli_env["DAGSTER_PG_DB"])
+    with _instance(cli_env) as instance:
+        runs = instance.get_run_records(dg.RunsFilter(tags={"erp/trigger": "cli"}))
+        assert len(runs) >= 1
+        assert instance.get_run_records(dg.RunsFilter(tags={"erp/trigger": "cli_replay"}))
+    log = (Path(cli_env["ERP_LOG_DIR"]) / "as400_sync.log").read_text()
+    assert "product [full] PARTIALLY_COMPLETED" in log and "product [replay]" in log
+    assert os.environ["AS400_PASSWORD"] not in log
+
+
+def test_test_connection_reports_each_source_plainly(cli_env: dict[str, str]) -> None:
+    ok = erp_sync(cli_env, "test-connection")
+    assert ok.returncode == 0, ok.stderr
+    assert "as400: OK" in ok.stdout and "legacy_4d: OK" in ok.stdout
+    wrong = {**cli_env, "AS400_PASSWORD": "not-the-password-42", "LEGACY_API_PASSWORD": "also-wrong-43"}
+    failed = erp_sync(wrong, "test-connection")
+    assert failed.returncode == 1
+    assert "as400: FAILED" in failed.stderr and "legacy_4d: FAILED" in failed.stderr
+    assert "not-the-password-42" not in failed.stderr and "also-wrong-43" not in failed.stderr
+    only_4d = erp_sync(wrong, "test-connection", "--source", "legacy_4d")
+    assert "as400" not in only_4d.stdout + only_4d.stderr
+
+
+@pytest.mark.parametrize("args", [["sync", "--entity", "nope"], ["errors", "--entity", "nope"], ["frobnicate"]])
+def test_bad_usage_exits_2_with_a_clear_message(cli_env: dict[str, str], args: list[str]) -> None:
+    result = erp_sync(cli_env, *args)
+    assert result.returncode == 2
+    if "nope" in args:
+        assert "unknown entity 'nope'; known entities: product" in result.stderr
+
+
+def test_job_launch_is_run_by_the_daemon(
+    seed: Callable[..., SeedManifest],
+    cli_env: dict[str, str],
+    app_db: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    seed(products=40, bad_share=0.0)
+    erp_sync(cli_env, "sync", "--entity", "product")
+    # Dagster's CLIs load `.env` from their working directory over the environment; the sandbox's `.env`
+    # names the demo's databases, so the test runs them from an empty directory.
+    target = ["-m", "erp_pipelines.definitions"]
+    bin_dir = Path(sys.executable).parent
+    daemon = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", *target], env=cli_env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        launched = subprocess.run(
+            [str(bin_dir / "dagster"), "job", "launch", "-j", "as400_inventory_job", *target,
+             "--tags", '{"erp/trigger": "test_launch"}'],
+            env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+        assert launched.returncode == 0, launched.stderr[-2000:]
+        monkeypatch.setenv("DAGSTER_PG_DB", cli_env["DAGSTER_PG_DB"])
+        with _instance(cli_env) as instance:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                records = instance.get_run_records(dg.RunsFilter(tags={"erp/trigger": "test_launch"}))
+                assert records, launched.stdout[-3000:] + launched.stderr[-3000:]
+                record = records[0]
+                if record.dagster_run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
+                    break
+                time.sleep(2)
+            assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+            run_id = record.dagster_run.run_id
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+    with app_db.connect() as connection:
+        entity = connection.execute(
+            sa.text("select entity from sync_run where dagster_run_id = :id"), {"id": run_id}
+        ).scalar_one()
+    assert entity == "product_stock"
