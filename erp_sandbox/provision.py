@@ -1,7 +1,7 @@
 """Provisions the local sandbox: secrets, roles, the generated `.env`, the ODBC DSN and the AS400 stand-in.
 
 Called by scripts/_common.sh. Every command is idempotent. Passwords are generated once per machine,
-kept in `.sandbox/secrets.env` (mode 600, never committed) and fed to psql on standard input, so they
+kept in `~/.config/erp_pipelines/sandbox-secrets.env` (mode 600, per machine, never committed) and fed to psql on standard input, so they
 never appear in process arguments.
 """
 

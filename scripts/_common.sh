@@ -104,9 +104,15 @@ ensure_venv() {
 ensure_sandbox() {
   mkdir -p "$SANDBOX_DIR"
   chmod 700 "$SANDBOX_DIR"
-  "$PY" -m erp_sandbox.provision secrets --out "$SANDBOX_DIR/secrets.env"
+  # Sandbox passwords are per machine (shared by every checkout, so a second clone does not change
+  # the roles' passwords under the first one); generated once, mode 600.
+  local secrets_file="${ERP_SECRETS_FILE:-$HOME/.config/erp_pipelines/sandbox-secrets.env}"
+  if [ ! -f "$secrets_file" ] && [ -f "$SANDBOX_DIR/secrets.env" ]; then
+    mkdir -p "$(dirname "$secrets_file")"; cp "$SANDBOX_DIR/secrets.env" "$secrets_file"
+  fi
+  "$PY" -m erp_sandbox.provision secrets --out "$secrets_file"
   # shellcheck disable=SC1091
-  set -a; . "$SANDBOX_DIR/secrets.env"; set +a
+  set -a; . "$secrets_file"; set +a
   "$PY" -m erp_sandbox.provision roles-sql | admin_psql -f - >/dev/null
   local db
   for db in erp_app:erp_app erp_dagster:erp_dagster as400:as400_owner legacy4d:legacy4d \
