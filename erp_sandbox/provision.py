@@ -1,8 +1,8 @@
 """Provisions the local sandbox: secrets, roles, the generated `.env`, the ODBC DSN and the AS400 stand-in.
 
 Called by scripts/_common.sh. Every command is idempotent. Passwords are generated once per machine,
-kept in `~/.config/erp_pipelines/sandbox-secrets.env` (mode 600, per machine, never committed) and fed to psql on standard input, so they
-never appear in process arguments.
+kept in `~/.config/erp_pipelines/sandbox-secrets.env` (mode 600, never committed) and fed to psql on
+standard input, so they never appear in process arguments.
 """
 
 from __future__ import annotations
@@ -137,6 +137,10 @@ def write_env(out: Path) -> None:
         "ERP_TIMEZONE": "UTC",
         "TEST_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_test"),
         "TEST_AS400_DATABASE": "as400_test",
+        "BENCH_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_bench"),
+        "BENCH_AS400_DATABASE": "as400_bench",
+        "BENCH_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400_bench", "postgresql"),
+        "BENCH_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d_bench", "postgresql"),
         "TEST_DAGSTER_PG_DB": "erp_dagster_test",
         "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400_test", "postgresql"),
         "TEST_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d_test", "postgresql"),

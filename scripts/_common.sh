@@ -116,7 +116,8 @@ ensure_sandbox() {
   "$PY" -m erp_sandbox.provision roles-sql | admin_psql -f - >/dev/null
   local db
   for db in erp_app:erp_app erp_dagster:erp_dagster as400:as400_owner legacy4d:legacy4d \
-            erp_app_test:erp_app as400_test:as400_owner legacy4d_test:legacy4d erp_dagster_test:erp_dagster; do
+            erp_app_test:erp_app as400_test:as400_owner legacy4d_test:legacy4d erp_dagster_test:erp_dagster \
+            erp_app_bench:erp_app as400_bench:as400_owner legacy4d_bench:legacy4d; do
     if [ -z "$(admin_psql -c "select 1 from pg_database where datname = '${db%%:*}'")" ]; then
       admin_psql -c "create database ${db%%:*} owner ${db##*:}" >/dev/null
     fi
@@ -125,6 +126,7 @@ ensure_sandbox() {
   set -a; . "$ROOT/.env"; set +a
   "$PY" -m erp_sandbox.provision as400-schema
   "$PY" -m erp_sandbox.provision as400-schema --owner-url "$TEST_AS400_OWNER_URL"
+  "$PY" -m erp_sandbox.provision as400-schema --owner-url "$BENCH_AS400_OWNER_URL"
   "$PY" -m erp_pipelines.commands.cli migrate
   mkdir -p "$DAGSTER_HOME" "$ERP_LOG_DIR"
   cp "$ROOT/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
