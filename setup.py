@@ -19,6 +19,7 @@ setup(
         "alembic==1.20.1",
         "pyodbc==5.5.0",
         "arrow-odbc==10.6.2",
+        "pgpq==0.12.0",
         "requests==2.34.2",
         "click>=8.1",
     ],
@@ -28,11 +29,9 @@ setup(
             "pytest==9.0.3",
             "pytest-timeout==2.4.0",
             "ruff==0.17.5",
-        ],
-        "bench": [
-            "sling-linux-amd64==1.4.11",
-            "dlt[postgres,sql_database]==1.31.0",
-            "pyinstrument==5.1.3",
+            # browser tests of the Dagster UI (Debian's chromium + chromium-driver); 4.52.0 needs a certifi
+            # newer than any published yet
+            "selenium==4.51.0",
         ],
     },
     entry_points={

@@ -37,6 +37,28 @@ def table_asset_key(spec: TableSpec) -> dg.AssetKey:
     return dg.AssetKey(["app", spec.target_table])
 
 
+def describe_check(check: pa_pandas.Check) -> str:
+    """A pandera check as a short constraint the UI can show in full, e.g. 'length <= 15', '>= 0', 'not blank'."""
+    stats = check.statistics or {}
+    if check.name == "str_length":
+        if stats.get("exact_value") is not None:
+            return f"length = {stats['exact_value']}"
+        low, high = stats.get("min_value"), stats.get("max_value")
+        return f"length {low}..{high}" if low is not None and high is not None else (
+            f"length <= {high}" if high is not None else f"length >= {low}")
+    if check.name == "in_range":
+        return f"{stats.get('min_value')} <= value <= {stats.get('max_value')}"
+    operators = {"greater_than": ">", "greater_than_or_equal_to": ">=", "less_than": "<",
+                 "less_than_or_equal_to": "<="}
+    if check.name in operators:
+        return f"{operators[check.name]} {stats.get('min_value', stats.get('max_value'))}"
+    if check.name == "isin":
+        return "one of " + ", ".join(map(str, stats.get("allowed_values", [])))
+    if check.name == "str_matches":
+        return f"matches {stats.get('pattern')}"
+    return check.name.replace("_", " ")
+
+
 def column_schema(model: type[pa_pandas.DataFrameModel]) -> dg.TableSchema:
     """The pandera model as Dagster's column schema (types, nullability, uniqueness, checks)."""
     schema = model.to_schema()
@@ -49,7 +71,7 @@ def column_schema(model: type[pa_pandas.DataFrameModel]) -> dg.TableSchema:
                 constraints=dg.TableColumnConstraints(
                     nullable=column.nullable,
                     unique=column.unique,
-                    other=[str(check) for check in column.checks],
+                    other=[describe_check(check) for check in column.checks],
                 ),
             )
             for name, column in schema.columns.items()

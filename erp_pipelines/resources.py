@@ -11,7 +11,7 @@ from pydantic import Field
 
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.sources.as400.adapter import As400Source
-from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.as400.connection import DEFAULT_BATCH_ROWS, As400Settings
 from erp_pipelines.sources.as400.sql import parse_whitelist
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
@@ -31,7 +31,7 @@ class As400Resource(dg.ConfigurableResource):
     odbc_driver: str = Field(default="IBM i Access ODBC Driver", description="AS400_ODBC_DRIVER")
     driver_profile: str = Field(default="ibmi", description="Keyword set: ibmi or postgresql")
     odbc_options: str = Field(default="", description="Extra ODBC keywords (AS400_ODBC_OPTIONS)")
-    batch_rows: int = Field(default=50_000, description="Rows per fetched Arrow batch")
+    batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, description="Rows per fetched Arrow batch (memory bound)")
 
     def settings(self) -> As400Settings:
         if self.driver_profile not in ("ibmi", "postgresql"):
@@ -105,21 +105,20 @@ def as400_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var
     With `secrets_from_env_var` the password stays a `dg.EnvVar` (resolved at launch, never shown in
     the UI); without it the value is read now, for code that runs outside Dagster.
     """
-    env = os.environ if env is None else env
-    port = env.get("AS400_PORT")
+    settings = As400Settings.from_env(env)
     return As400Resource(
-        dsn=env.get("AS400_DSN") or None,
-        username=env.get("AS400_USERNAME", ""),
-        password=dg.EnvVar("AS400_PASSWORD") if secrets_from_env_var else env.get("AS400_PASSWORD", ""),
-        database=env.get("AS400_DATABASE") or None,
-        server=env.get("AS400_SERVER") or None,
-        port=int(port) if port else None,
-        ssl=_flag(env.get("AS400_SSL"), True),
-        allowed_tables=env.get("AS400_ALLOWED_TABLES", ""),
-        odbc_driver=env.get("AS400_ODBC_DRIVER", "IBM i Access ODBC Driver"),
-        driver_profile=env.get("AS400_DRIVER_PROFILE", "ibmi"),
-        odbc_options=env.get("AS400_ODBC_OPTIONS", ""),
-        batch_rows=int(env.get("AS400_BATCH_ROWS", "50000")),
+        dsn=settings.dsn,
+        username=settings.username,
+        password=dg.EnvVar("AS400_PASSWORD") if secrets_from_env_var else settings.password,
+        database=settings.database,
+        server=settings.server,
+        port=settings.port,
+        ssl=settings.ssl,
+        allowed_tables=",".join(sorted(str(table) for table in settings.allowed_tables)),
+        odbc_driver=settings.driver,
+        driver_profile=settings.profile,
+        odbc_options=settings.extra_options,
+        batch_rows=settings.batch_rows,
     )
 
 

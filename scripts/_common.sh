@@ -33,6 +33,19 @@ ensure_os_packages() {
   odbcinst -q -d | grep -q '^\[PostgreSQL Unicode\]' || die "ODBC driver 'PostgreSQL Unicode' is not registered"
 }
 
+# --- Browser for the UI tests (headless Chromium driven by Selenium) -----------------------------
+ensure_browser() {
+  local missing=()
+  for pkg in chromium chromium-driver; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing OS packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
 # --- PostgreSQL --------------------------------------------------------------------------------
 # With ERP_PG_ADMIN_URL the user brings their own server (a superuser URL used only to provision);
 # otherwise the local Debian cluster is started (and created if absent) with TLS switched on.

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.audit import Audit, source_keys
-from erp_pipelines.engine.loader import LateRejection, TargetWriter
+from erp_pipelines.engine.loader import TargetWriter
+from erp_pipelines.engine.pipeline import BackgroundWriter
 from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate
 from erp_pipelines.sources.base import SourceAdapter, Watermark
 
@@ -94,19 +95,6 @@ class SyncReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"rows_per_second": self.rows_per_second}
-
-
-def _late_rows(batch: ValidatedBatch, spec: TableSpec, late: list[LateRejection]) -> dict[int, dict[str, str]]:
-    """Maps rows refused by the target checks back to their positions in the raw batch."""
-    if not late:
-        return {}
-    good = batch.good
-    keys = list(zip(*(good.column(c).to_pylist() for c in spec.business_key), strict=True))
-    position = {key: int(batch.passed[i]) for i, key in enumerate(keys)}
-    rows: dict[int, dict[str, str]] = {}
-    for rejection in late:
-        rows.setdefault(position[rejection.key], {})[rejection.rule] = rejection.message
-    return rows
 
 
 def _keys_with_values(spec: TableSpec, decoded: pa.Table) -> pa.Table:
@@ -188,7 +176,8 @@ def _load(
     on_batch: Callable[[SyncReport], None] | None,
 ) -> None:
     full, replay = report.mode == "full", report.mode == "replay"
-    writer = TargetWriter(connection, spec, report.sync_run_id or 0)
+    run_id = report.sync_run_id or 0
+    writer = TargetWriter(connection, spec, run_id)
     writer.prepare(track_seen_keys=full)
     resolve = audit.has_open_errors()
     if replay:
@@ -199,34 +188,37 @@ def _load(
         extracting = source.extract_keys(spec, keys)
     else:
         extracting = source.extract(spec, None if full else watermark)
-    with extracting as extraction:
-        for raw in extraction.batches():
-            batch = decode_and_validate(spec, raw)
-            if full:
-                writer.remember_keys(_keys_with_values(spec, batch.decoded))
-            writer.stage_rows(batch.good)
-            late = _late_rows(batch, spec, writer.reject_against_target())
-            created, updated = writer.merge()
-            rejected = {**{row: dict(rules) for row, rules in batch.failures.by_row.items()}, **late}
-            rows = sorted(rejected)
-            report.rejected_new += audit.record_errors(
-                report.sync_run_id or 0, raw, rows, [rejected[row] for row in rows]
-            )
-            if resolve:
-                loaded = np.setdiff1d(batch.passed, np.array(sorted(late), dtype=np.int64))
-                keys = source_keys(spec, raw.take(pa.array(loaded, pa.int64()))).to_pylist()
-                audit.resolve_errors(report.sync_run_id or 0, keys)
+
+    def write(batch: ValidatedBatch) -> None:
+        """The database side of one batch; runs on the writer thread, commits with its quarantine rows."""
+        if full:
+            writer.remember_keys(_keys_with_values(spec, batch.decoded))
+        outcome = writer.write(batch.good, batch.passed)
+        rejected = {**{row: dict(rules) for row, rules in batch.failures.by_row.items()}, **outcome.rejected}
+        rows = sorted(rejected)
+        report.rejected_new += audit.record_errors(run_id, batch.raw, rows, [rejected[row] for row in rows])
+        if resolve:
+            loaded = np.setdiff1d(batch.passed, np.array(sorted(outcome.rejected), dtype=np.int64))
+            audit.resolve_errors(run_id, source_keys(spec, batch.raw.take(pa.array(loaded, pa.int64()))).to_pylist())
+        if not writer.single_transaction:
             connection.commit()
-            report.batches += 1
-            report.processed += raw.num_rows
-            report.created += created
-            report.updated += updated
-            report.rejected += len(rows)
-            report.unchanged += raw.num_rows - len(rows) - created - updated
-            _sample(report, spec, raw, rows, rejected)
-            if on_batch:
-                on_batch(report)
+        report.batches += 1
+        report.processed += batch.raw.num_rows
+        report.created += outcome.created
+        report.updated += outcome.updated
+        report.unchanged += outcome.unchanged
+        report.rejected += len(rows)
+        _sample(report, spec, batch.raw, rows, rejected)
+        if on_batch:
+            on_batch(report)
+
+    with extracting as extraction:
+        with BackgroundWriter(write) as background:
+            for raw in extraction.batches():
+                background.submit(decode_and_validate(spec, raw))
+        writer.finish()
         if replay:
+            connection.commit()
             return
         deleted_keys = extraction.deleted_keys()
         if full:
@@ -240,7 +232,7 @@ def _load(
             report.deleted = writer.soft_delete_keys(decoded)
         report.watermark_after = extraction.watermark() or watermark
     if report.watermark_after is not None:
-        audit.save_watermark(report.sync_run_id or 0, report.watermark_after)
+        audit.save_watermark(run_id, report.watermark_after)
 
 
 def _sample(

@@ -7,17 +7,20 @@ with pyodbc's `readonly=True`, and the account should be SELECT-only at the serv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pyodbc
 
-from erp_pipelines.sources.as400.sql import QualifiedTable
+from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
 from erp_pipelines.sources.base import SyncSourceError
 
 DriverProfile = Literal["ibmi", "postgresql"]
+# Rows per fetched Arrow batch: the memory bound of a sync (fetch buffers, decoded and staged copies).
+DEFAULT_BATCH_ROWS = 20_000
 
 # Read-only and extraction keywords per driver (see shared reference ibmi-odbc.md §1 and §8).
 PROFILE_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
@@ -64,8 +67,34 @@ class As400Settings:
     driver: str = "IBM i Access ODBC Driver"
     profile: DriverProfile = "ibmi"
     extra_options: str = ""
-    batch_rows: int = 50_000
+    batch_rows: int = DEFAULT_BATCH_ROWS
     login_timeout_seconds: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> As400Settings:
+        """The AS400 integration's environment variables (AS400_*), read without Dagster."""
+        env = os.environ if env is None else env
+        profile = env.get("AS400_DRIVER_PROFILE", "ibmi")
+        if profile not in ("ibmi", "postgresql"):
+            raise ValueError(f"AS400_DRIVER_PROFILE must be 'ibmi' or 'postgresql', not {profile!r}")
+        ssl = (env.get("AS400_SSL") or "true").strip().lower()
+        if ssl not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+            raise ValueError(f"AS400_SSL={ssl!r} must be true or false")
+        port = env.get("AS400_PORT")
+        return cls(
+            username=env.get("AS400_USERNAME", ""),
+            password=env.get("AS400_PASSWORD", ""),
+            allowed_tables=parse_whitelist(env.get("AS400_ALLOWED_TABLES", "")),
+            dsn=env.get("AS400_DSN") or None,
+            server=env.get("AS400_SERVER") or None,
+            port=int(port) if port else None,
+            database=env.get("AS400_DATABASE") or None,
+            ssl=ssl in {"true", "1", "yes", "on"},
+            driver=env.get("AS400_ODBC_DRIVER", "IBM i Access ODBC Driver"),
+            profile=profile,  # type: ignore[arg-type]
+            extra_options=env.get("AS400_ODBC_OPTIONS", ""),
+            batch_rows=int(env.get("AS400_BATCH_ROWS", str(DEFAULT_BATCH_ROWS))),
+        )
 
     def connection_string(self, *, with_credentials: bool = False) -> str:
         """ODBC keywords; the credentials are added only where a driver API cannot take them apart."""

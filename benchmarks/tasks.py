@@ -1,0 +1,171 @@
+"""What the benchmark measures, one task per process: `python -m benchmarks.tasks <task> [options]`.
+
+Every task reads the sandbox's environment (BENCH_* databases) and prints a JSON line with its own
+figures; run.py measures the process (wall time, peak RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def _as400_env() -> dict[str, str]:
+    return dict(os.environ, AS400_DATABASE=os.environ["BENCH_AS400_DATABASE"])
+
+
+def engine_sync(entity: str, mode: str) -> dict:
+    """This project's engine in-process (no Dagster): one table, one mode."""
+    from erp_pipelines.app_db.engine import app_engine
+    from erp_pipelines.catalog import get_spec
+    from erp_pipelines.engine.sync import run_sync
+    from erp_pipelines.sources.as400.adapter import As400Source
+    from erp_pipelines.sources.as400.connection import As400Settings
+
+    source = As400Source(As400Settings.from_env(_as400_env()))
+    report = run_sync(get_spec(entity), source, app_engine(os.environ["BENCH_APP_DATABASE_URL"]), mode=mode)  # type: ignore[arg-type]
+    return {"engine_seconds": report.duration_seconds, **report.counts()}
+
+
+def odbc_floor() -> dict:
+    """Fetching the same rows through the same driver and batch size, and nothing else."""
+    import arrow_odbc
+
+    from erp_pipelines.catalog import get_spec
+    from erp_pipelines.sources.as400 import sql
+    from erp_pipelines.sources.as400.connection import As400Settings
+
+    settings = As400Settings.from_env(_as400_env())
+    spec = get_spec("product_stock")
+    table = sql.QualifiedTable.parse(spec.source_table)
+    statement = sql.select_rows(table, spec.source_columns, order_by=spec.source_key_columns)
+    rows = 0
+    reader = arrow_odbc.read_arrow_batches_from_odbc(
+        query=statement.sql,
+        connection_string=settings.connection_string(with_credentials=True),
+        batch_size=settings.batch_rows,
+    )
+    for batch in reader:
+        rows += batch.num_rows
+    return {"rows": rows}
+
+
+def copy_floor(csv_path: str) -> dict:
+    """COPY of the same rows (as CSV) into an empty table with the target's primary key."""
+    import psycopg2
+
+    url = os.environ["BENCH_APP_DATABASE_URL"].replace("+psycopg2", "")
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("drop table if exists bench_copy_floor")
+        cursor.execute(
+            "create table bench_copy_floor (item_number text, warehouse text, on_hand numeric(11,3), "
+            "allocated numeric(11,3), on_order numeric(11,3), unit_of_measure text, bin_location text, "
+            "is_lot_controlled boolean, source_changed_at timestamp, primary key (item_number, warehouse))"
+        )
+        start = time.perf_counter()
+        with open(csv_path) as handle:
+            cursor.copy_expert("copy bench_copy_floor from stdin with (format csv)", handle)
+        connection.commit()
+        seconds = time.perf_counter() - start
+        cursor.execute("drop table bench_copy_floor")
+    return {"copy_seconds": seconds}
+
+
+def per_record(sample: int) -> dict:
+    """The legacy design's approach on a sample: one transaction per record, get then insert/update."""
+    import sqlalchemy as sa
+
+    from erp_pipelines.app_db.engine import app_engine
+    from erp_pipelines.app_db.tables import TARGET_TABLES
+    from erp_pipelines.catalog import get_spec
+    from erp_pipelines.engine.validation import decode_and_validate
+    from erp_pipelines.sources.as400.adapter import As400Source
+    from erp_pipelines.sources.as400.connection import As400Settings
+
+    spec = get_spec("product_stock")
+    table = TARGET_TABLES[spec.entity]
+    engine = app_engine(os.environ["BENCH_APP_DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.exec_driver_sql("drop table if exists bench_per_record")
+        connection.exec_driver_sql("create table bench_per_record (like product_stock including all)")
+    target = sa.Table("bench_per_record", sa.MetaData(), *(sa.Column(c.name, c.type) for c in table.columns))
+    source = As400Source(As400Settings.from_env(_as400_env()))
+    records: list[dict] = []
+    with source.extract(spec, None) as extraction:
+        for raw in extraction.batches():
+            records.extend(decode_and_validate(spec, raw).good.to_pylist())
+            if len(records) >= sample:
+                break
+    records = records[:sample]
+    start = time.perf_counter()
+    for record in records:
+        with engine.begin() as connection:
+            key = sa.and_(target.c.item_number == record["item_number"], target.c.warehouse == record["warehouse"])
+            if connection.execute(sa.select(target.c.item_number).where(key)).first() is None:
+                connection.execute(sa.insert(target).values(**record))
+            else:
+                connection.execute(sa.update(target).where(key).values(**record))
+    seconds = time.perf_counter() - start
+    with engine.begin() as connection:
+        connection.exec_driver_sql("drop table bench_per_record")
+    return {"sample": len(records), "sample_seconds": seconds}
+
+
+def legacy_4d_sync(port: int) -> dict:
+    """This project's engine on the 4D path: erp_product (its categories loaded first, not timed)."""
+    from erp_pipelines.app_db.engine import app_engine
+    from erp_pipelines.catalog import get_spec
+    from erp_pipelines.engine.sync import run_sync
+    from erp_pipelines.resources import legacy_4d_resource
+
+    resource = legacy_4d_resource(dict(os.environ, LEGACY_API_PORT=str(port)), secrets_from_env_var=False)
+    engine = app_engine(os.environ["BENCH_APP_DATABASE_URL"])
+    run_sync(get_spec("erp_category"), resource.source(), engine, mode="full")
+    report = run_sync(get_spec("erp_product"), resource.source(), engine, mode="full", max_rejected_share=1.0)
+    return {"engine_seconds": report.duration_seconds, **report.counts()}
+
+
+def legacy_4d_floor(port: int) -> dict:
+    """Fetching the same pages (same attributes, page size, keyset paging) without processing them."""
+    from erp_pipelines.catalog import get_spec
+    from erp_pipelines.resources import legacy_4d_resource
+
+    resource = legacy_4d_resource(dict(os.environ, LEGACY_API_PORT=str(port)), secrets_from_env_var=False)
+    spec = get_spec("erp_product")
+    rows = 0
+    start = time.perf_counter()
+    with resource.source().session() as client:
+        for page in client.iter_pages(spec.source_table, key=spec.source_key_columns[0], fields=spec.source_columns):
+            rows += len(page)
+    return {"rows": rows, "fetch_seconds": time.perf_counter() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tasks")
+    sub = parser.add_subparsers(dest="task", required=True)
+    sync = sub.add_parser("engine_sync")
+    sync.add_argument("--entity", default="product_stock")
+    sync.add_argument("--mode", default="full")
+    sub.add_parser("odbc_floor")
+    sub.add_parser("copy_floor").add_argument("--csv", required=True)
+    sub.add_parser("per_record").add_argument("--sample", type=int, default=20_000)
+    for name in ("legacy_4d_sync", "legacy_4d_floor"):
+        sub.add_parser(name).add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    if args.task == "engine_sync":
+        result = engine_sync(args.entity, args.mode)
+    elif args.task == "copy_floor":
+        result = copy_floor(args.csv)
+    elif args.task == "per_record":
+        result = per_record(args.sample)
+    elif args.task in ("legacy_4d_sync", "legacy_4d_floor"):
+        result = globals()[args.task](args.port)
+    else:
+        result = odbc_floor()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
