@@ -349,7 +349,7 @@ def targets(rows: list[Row]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="0 skips the AS400 workload")
     parser.add_argument("--memory-rows", type=int, default=5_000_000, help="0 skips the memory check")
     parser.add_argument("--legacy-4d", type=int, default=100_000, help="4D products; 0 skips the 4D workload")
     parser.add_argument("--per-record-sample", type=int, default=20_000)
@@ -362,7 +362,8 @@ def main() -> None:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as workdir:
         bench = Bench(env, not args.skip_peers, Path(workdir))
-        bench.as400_workload(args.rows, args.per_record_sample)
+        if args.rows:
+            bench.as400_workload(args.rows, args.per_record_sample)
         if args.legacy_4d:
             bench.legacy_4d_workload(args.legacy_4d)
         if args.memory_rows:

@@ -267,24 +267,22 @@ class FourDDate(Decoder):
 
     arrow_type = pa.date32()
     reason = "is not a valid 4D date (d!m!yyyy)"
+    _PATTERN = r"^(?P<day>\d{1,2})!(?P<month>\d{1,2})!(?P<year>\d{1,4})$"
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
-        texts = _as_array(columns[0]).to_pylist()
-        n = len(texts)
-        parts = np.zeros((n, 3), dtype=np.int64)
-        empty = np.zeros(n, dtype=bool)
-        malformed = np.zeros(n, dtype=bool)
-        for i, text in enumerate(texts):
-            if text is None or text == "0!0!0" or text == "":
-                empty[i] = True
-                continue
-            pieces = str(text).split("!")
-            if len(pieces) != 3 or not all(piece.isdigit() for piece in pieces):
-                malformed[i] = True
-                continue
-            parts[i] = [int(piece) for piece in pieces]
-        dates, valid = _dates_from_parts(parts[:, 2], parts[:, 1], parts[:, 0])
-        valid &= ~malformed & ~empty
+        column = _as_array(columns[0])
+        if not pa.types.is_string(column.type):
+            column = pc.cast(column, pa.string())
+        parts = pc.extract_regex(column, self._PATTERN)
+        matched = parts.is_valid().to_numpy(zero_copy_only=False)
+        numbers = {
+            name: pc.cast(pc.fill_null(pc.struct_field(parts, name), "0"), pa.int64()).to_numpy(zero_copy_only=False)
+            for name in ("day", "month", "year")
+        }
+        blank = pc.fill_null(pc.equal(column, ""), True).to_numpy(zero_copy_only=False)
+        empty = blank | (matched & (numbers["day"] == 0) & (numbers["month"] == 0) & (numbers["year"] == 0))
+        dates, valid = _dates_from_parts(numbers["year"], numbers["month"], numbers["day"])
+        valid &= matched & ~empty
         invalid = ~valid & ~empty
         return Decoded(pa.array(dates, pa.date32(), mask=~valid), invalid if invalid.any() else None, self.reason)
 
