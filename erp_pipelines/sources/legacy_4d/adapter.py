@@ -25,7 +25,9 @@ def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.Re
     """
     arrays = []
     for name in columns:
-        values = [deferred_key(record.get(name)) for record in records]
+        values = [record.get(name) for record in records]
+        if any(type(value) is dict for value in values):
+            values = [deferred_key(value) for value in values]
         try:
             array = pa.array(values)
             if pa.types.is_struct(array.type) or pa.types.is_list(array.type):
