@@ -8,6 +8,7 @@ demo data.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,6 +47,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(
             f"the sandbox is not provisioned ({', '.join(missing)} unset): run the tests with scripts/test"
         )
+
+
+def operator_env(folder: Path, app_url: str, legacy_api_port: int) -> dict[str, str]:
+    """An operator's shell pointed at the test databases, the given 4D emulator and a fresh DAGSTER_HOME
+    (PostgreSQL storage) under `folder`."""
+    from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
+
+    home = folder / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "APP_DATABASE_URL": app_url,
+        "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"],
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_DB": os.environ["TEST_DAGSTER_PG_DB"],
+        "LEGACY_API_PORT": str(legacy_api_port),
+        "LEGACY_API_USERNAME": USERNAME,
+        "LEGACY_API_PASSWORD": PASSWORD,
+        "ERP_LOG_DIR": str(folder / "logs"),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+    }
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
-from erp_pipelines_tests.conftest import ROOT
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
+from erp_pipelines_tests.conftest import ROOT, operator_env
+from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD
 from erp_sandbox.as400.seed import SeedManifest
 from erp_sandbox.legacy_4d.server import EmulatorServer
 
@@ -28,20 +27,7 @@ SECRETS = ("AS400_PASSWORD", "DAGSTER_PG_PASSWORD", "ERP_APP_PASSWORD")
 @pytest.fixture
 def cli_env(tmp_path: Path, app_url: str, legacy4d_server: EmulatorServer) -> dict[str, str]:
     """The environment of an operator's shell, pointed at the test databases and a fresh DAGSTER_HOME."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    return {
-        **os.environ,
-        "APP_DATABASE_URL": app_url,
-        "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"],
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_DB": os.environ["TEST_DAGSTER_PG_DB"],
-        "LEGACY_API_PORT": str(legacy4d_server.port),
-        "LEGACY_API_USERNAME": USERNAME,
-        "LEGACY_API_PASSWORD": PASSWORD,
-        "ERP_LOG_DIR": str(tmp_path / "logs"),
-    }
+    return operator_env(tmp_path, app_url, legacy4d_server.port)
 
 
 def erp_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

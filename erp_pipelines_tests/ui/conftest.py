@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from selenium.webdriver.chrome.service import Service
 
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.app_db.tables import metadata
-from erp_pipelines_tests.conftest import ROOT
+from erp_pipelines_tests.conftest import ROOT, operator_env
 from erp_pipelines_tests.fixtures_legacy_4d import APP_NAME, PASSWORD, USERNAME
 from erp_sandbox.as400.seed import SeedManifest, seed_as400
 from erp_sandbox.legacy_4d.seed import seed_store
@@ -130,23 +129,9 @@ def dagster_ui(
     emulator = EmulatorServer(legacy4d_session_store.url, port=0, licenses=3, app_name=APP_NAME,
                               username=USERNAME, password=PASSWORD, ensure_schema=False).start()
     try:
-        home = tmp / "dagster_home"
-        home.mkdir()
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
         workdir = tmp / "cwd"  # no .env here: Dagster's CLIs would load it over the environment
         workdir.mkdir()
-        env = {
-            **os.environ,
-            "APP_DATABASE_URL": app_url,
-            "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"],
-            "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_DB": os.environ["TEST_DAGSTER_PG_DB"],
-            "LEGACY_API_PORT": str(emulator.port),
-            "LEGACY_API_USERNAME": USERNAME,
-            "LEGACY_API_PASSWORD": PASSWORD,
-            "ERP_LOG_DIR": str(tmp / "logs"),
-            "DAGSTER_DISABLE_TELEMETRY": "1",
-        }
+        env = operator_env(tmp, app_url, emulator.port)
         port = free_port()
         ui = DagsterUi(base_url=f"http://127.0.0.1:{port}", env=env, app_engine=engine, as400_manifest=manifest,
                        legacy4d_summary=summary)
