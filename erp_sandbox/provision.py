@@ -75,6 +75,8 @@ def roles_sql() -> str:
         )
     # The AS400 reader is read-only at the server: every transaction it opens is read-only.
     statements.append("alter role as400_reader set default_transaction_read_only = on;")
+    # The fault-injection tests cut the reader's sessions from the stand-in's owner side.
+    statements.append("grant pg_signal_backend to as400_owner;")
     return "\n".join(statements) + "\n"
 
 

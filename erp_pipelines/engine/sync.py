@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -62,6 +63,7 @@ class SyncReport:
     rejected: int = 0
     rejected_new: int = 0
     batches: int = 0
+    atomic: bool = False
     duration_seconds: float = 0.0
     watermark_before: Watermark | None = None
     watermark_after: Watermark | None = None
@@ -132,12 +134,17 @@ def run_sync(
         try:
             _load(spec, source, connection, audit, report, watermark, on_batch)
         except Exception as exc:
-            connection.rollback()
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                connection.rollback()
             report.status = "FAILED"
             report.error_message = f"{type(exc).__name__}: {exc}"
             report.duration_seconds = time.perf_counter() - started
-            audit.finish(report.sync_run_id, "FAILED", report.counts(), error_message=report.error_message)
-            connection.commit()
+            if report.atomic:  # an initial load is one transaction: nothing of it was committed
+                report.created = report.updated = report.unchanged = report.rejected = report.rejected_new = 0
+            with engine.begin() as fresh:  # the sync's own connection may be the thing that broke
+                Audit(fresh, spec).finish(
+                    report.sync_run_id, "FAILED", report.counts(), error_message=report.error_message
+                )
             _log(spec).error("%s: sync_run %s FAILED: %s", spec.entity, report.sync_run_id, report.error_message)
             raise
         report.duration_seconds = time.perf_counter() - started
@@ -179,6 +186,7 @@ def _load(
     run_id = report.sync_run_id or 0
     writer = TargetWriter(connection, spec, run_id)
     writer.prepare(track_seen_keys=full)
+    report.atomic = writer.single_transaction
     resolve = audit.has_open_errors()
     if replay:
         keys = audit.open_error_keys()
