@@ -40,6 +40,28 @@ class Audit:
             sa.select(sync_watermark.c.value).where(sync_watermark.c.entity == self.spec.entity)
         ).scalar_one_or_none()
 
+    def lock_entity(self) -> None:
+        """One sync per entity at a time, across processes: a session advisory lock, released by
+        `unlock_entity` or by PostgreSQL when the holder's session ends (even if it was killed)."""
+        self.connection.execute(sa.select(sa.func.pg_advisory_lock(sa.func.hashtext(f"erp_pipelines:{self.spec.entity}"))))
+        self.connection.commit()
+
+    def unlock_entity(self) -> None:
+        self.connection.execute(sa.select(sa.func.pg_advisory_unlock(sa.func.hashtext(f"erp_pipelines:{self.spec.entity}"))))
+        self.connection.commit()
+
+    def close_abandoned_runs(self) -> int:
+        """RUNNING rows left by a process that died: holding the entity's lock proves nobody runs them."""
+        closed = self.connection.execute(
+            sa.update(sync_run)
+            .where(sync_run.c.entity == self.spec.entity, sync_run.c.status == "RUNNING")
+            .values(status="FAILED", finished_at=sa.func.now(),
+                    error_message="abandoned: the sync process ended without finishing (killed or crashed); "
+                                  "nothing after its last committed batch was applied")
+        ).rowcount
+        self.connection.commit()
+        return closed
+
     def start(self, mode: str, dagster_run_id: str | None, watermark: Watermark | None) -> int:
         run_id = self.connection.execute(
             sa.insert(sync_run)

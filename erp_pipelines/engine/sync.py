@@ -123,44 +123,67 @@ def run_sync(
     )
     with engine.connect() as connection:
         audit = Audit(connection, spec)
-        watermark = audit.load_watermark()
-        effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
-        if effective == "incremental" and watermark is None:
-            effective = "full"
-        report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
-                            watermark_before=watermark, max_rejected_share=limit)
-        report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
-        _log(spec).debug("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
+        audit.lock_entity()
         try:
-            _load(spec, source, connection, audit, report, watermark, on_batch)
-        except Exception as exc:
+            return _run_locked(spec, source, engine, connection, audit, mode, dagster_run_id, limit, started, on_batch)
+        finally:
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 connection.rollback()
-            report.status = "FAILED"
-            report.error_message = f"{type(exc).__name__}: {exc}"
-            report.duration_seconds = time.perf_counter() - started
-            if report.atomic:  # an initial load is one transaction: nothing of it was committed
-                report.created = report.updated = report.unchanged = report.rejected = report.rejected_new = 0
-            with engine.begin() as fresh:  # the sync's own connection may be the thing that broke
-                Audit(fresh, spec).finish(
-                    report.sync_run_id, "FAILED", report.counts(), error_message=report.error_message
-                )
-            _log(spec).error("%s: sync_run %s FAILED: %s", spec.entity, report.sync_run_id, report.error_message)
-            raise
+                audit.unlock_entity()
+
+
+def _run_locked(
+    spec: TableSpec,
+    source: SourceAdapter,
+    engine: sa.Engine,
+    connection: sa.Connection,
+    audit: Audit,
+    mode: SyncMode,
+    dagster_run_id: str | None,
+    limit: float,
+    started: float,
+    on_batch: Callable[[SyncReport], None] | None,
+) -> SyncReport:
+    """The run itself, while this process holds the entity's lock."""
+    audit.close_abandoned_runs()
+    watermark = audit.load_watermark()
+    effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
+    if effective == "incremental" and watermark is None:
+        effective = "full"
+    report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
+                        watermark_before=watermark, max_rejected_share=limit)
+    report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
+    _log(spec).debug("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
+    try:
+        _load(spec, source, connection, audit, report, watermark, on_batch)
+    except Exception as exc:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            connection.rollback()
+        report.status = "FAILED"
+        report.error_message = f"{type(exc).__name__}: {exc}"
         report.duration_seconds = time.perf_counter() - started
-        if report.rejected_share > limit:
-            report.status = "FAILED"
-            report.error_message = str(RejectedShareExceededError(report))
-        else:
-            report.status = "PARTIALLY_COMPLETED" if report.rejected else "COMPLETED"
-        audit.finish(
-            report.sync_run_id,
-            report.status,
-            report.counts(),
-            watermark_after=report.watermark_after,
-            error_message=report.error_message,
-        )
-        connection.commit()
+        if report.atomic:  # an initial load is one transaction: nothing of it was committed
+            report.created = report.updated = report.unchanged = report.rejected = report.rejected_new = 0
+        with engine.begin() as fresh:  # the sync's own connection may be the thing that broke
+            Audit(fresh, spec).finish(
+                report.sync_run_id, "FAILED", report.counts(), error_message=report.error_message
+            )
+        _log(spec).error("%s: sync_run %s FAILED: %s", spec.entity, report.sync_run_id, report.error_message)
+        raise
+    report.duration_seconds = time.perf_counter() - started
+    if report.rejected_share > limit:
+        report.status = "FAILED"
+        report.error_message = str(RejectedShareExceededError(report))
+    else:
+        report.status = "PARTIALLY_COMPLETED" if report.rejected else "COMPLETED"
+    audit.finish(
+        report.sync_run_id,
+        report.status,
+        report.counts(),
+        watermark_after=report.watermark_after,
+        error_message=report.error_message,
+    )
+    connection.commit()
     _log(spec).log(
         logging.ERROR if report.status == "FAILED" else logging.INFO,
         "%s (sync_run %s)%s",
