@@ -130,8 +130,7 @@ class TargetWriter:
 
     def remember_keys(self, keys: pa.Table) -> None:
         """Keys read in a full sync; whatever the target holds beyond them was deleted at the source."""
-        if self.tracks_seen_keys:
-            self._copy(self.seen, keys)
+        self._copy(self.seen, keys)
 
     def write(self, rows: pa.Table, positions: np.ndarray) -> BatchOutcome:
         """Loads a batch of validated rows; `positions` are their row numbers in the raw batch."""

@@ -222,7 +222,7 @@ def _load(
 
     def write(batch: ValidatedBatch) -> None:
         """The database side of one batch; runs on the writer thread, commits with its quarantine rows."""
-        if full:
+        if writer.tracks_seen_keys:
             writer.remember_keys(_keys_with_values(spec, batch.decoded))
         outcome = writer.write(batch.good, batch.passed)
         rejected = {**{row: dict(rules) for row, rules in batch.failures.by_row.items()}, **outcome.rejected}

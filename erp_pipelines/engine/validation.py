@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.decoders import python_value
-from erp_pipelines.sources.base import SchemaDriftError
+from erp_pipelines.sources.base import SchemaDriftError, require_source_columns
 
 
 @dataclass
@@ -47,12 +47,7 @@ class ValidatedBatch:
 
 def check_source_columns(spec: TableSpec, raw: pa.RecordBatch) -> None:
     """Schema drift: the batch must carry every source column the spec reads."""
-    missing = [name for name in spec.source_columns if name not in raw.schema.names]
-    if missing:
-        raise SchemaDriftError(
-            f"schema drift in {spec.source_table}: column(s) {', '.join(missing)} expected by the "
-            f"'{spec.entity}' spec are missing at the source"
-        )
+    require_source_columns(spec, raw.schema.names, spec.source_table)
 
 
 def _describe(value: object) -> str:

@@ -21,6 +21,16 @@ class SchemaDriftError(SyncSourceError):
     """The source table no longer has the columns the spec reads."""
 
 
+def require_source_columns(spec: TableSpec, present: set[str] | list[str], where: str) -> None:
+    """Schema drift check shared by every adapter: the source must still have every column the spec reads."""
+    missing = [name for name in spec.source_columns if name not in present]
+    if missing:
+        raise SchemaDriftError(
+            f"schema drift in {where}: column(s) {', '.join(missing)} expected by the "
+            f"'{spec.entity}' spec are missing at the source"
+        )
+
+
 class TableNotAllowedError(SyncSourceError):
     """The table is not whitelisted; raised before any connection is opened."""
 

@@ -15,7 +15,7 @@ from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.decoders import CyymmddHhmmssTimestamp
 from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400ConnectionError, As400Settings
-from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark
+from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark, require_source_columns
 
 # Keys per replay statement: keeps statements short on both Db2 for i and the stand-in.
 REPLAY_CHUNK = 200
@@ -127,12 +127,7 @@ class As400Source:
         present = {row[0].strip() for row in self._query(sql.table_columns(table), table)}
         if not present:
             raise SchemaDriftError(f"table {table} was not found in the AS400 catalog (QSYS2.SYSCOLUMNS2)")
-        missing = [name for name in spec.source_columns if name not in present]
-        if missing:
-            raise SchemaDriftError(
-                f"schema drift in {table}: column(s) {', '.join(missing)} expected by the "
-                f"'{spec.entity}' spec are missing at the source"
-            )
+        require_source_columns(spec, present, str(table))
 
     @contextmanager
     def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[As400Extraction]:

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark
+from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark, require_source_columns
 from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
 
 GLOBAL_STAMP = "__GlobalStamp"
@@ -150,12 +150,7 @@ class Legacy4DSource:
         if dataclass is None:
             raise SchemaDriftError(f"dataclass {spec.source_table} is not exposed by the 4D REST server")
         present = {attribute["name"] for attribute in dataclass.get("attributes", [])}
-        missing = [name for name in spec.source_columns if name not in present]
-        if missing:
-            raise SchemaDriftError(
-                f"schema drift in 4D {spec.source_table}: attribute(s) {', '.join(missing)} expected by the "
-                f"'{spec.entity}' spec are missing at the source"
-            )
+        require_source_columns(spec, present, f"4D {spec.source_table}")
 
     @contextmanager
     def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[Legacy4DExtraction]:
