@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from erp_pipelines.app_db.tables import TARGET_TABLES
 from erp_pipelines.catalog import get_spec
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.catalog.spec import ForeignKey, TableSpec
 
 ROW = "_row"
 
@@ -38,6 +38,24 @@ def _q(name: str) -> str:
 
 def _columns(names: tuple[str, ...] | list[str], prefix: str = "") -> str:
     return ", ".join(f"{prefix}{_q(name)}" for name in names)
+
+
+def _no_live_parent(fk: ForeignKey, alias: str, table: str) -> str:
+    """`not exists` a live parent row for `alias`'s reference values.
+
+    The parent side is also limited to the range of the first reference column present in `table`:
+    batches arrive ordered by key, so this turns a scan of the whole parent table per batch into an
+    index range scan (the values outside the range cannot match anyway).
+    """
+    parent = TARGET_TABLES[get_spec(fk.parent).entity]
+    pairs = list(zip(fk.columns, fk.parent_columns, strict=True))
+    join = " and ".join(f"p.{_q(parent_column)} = {alias}.{_q(column)}" for column, parent_column in pairs)
+    column, parent_column = pairs[0]
+    bounds = f"(select {{}}({_q(column)}) from {_q(table)})"
+    return (
+        f"not exists (select 1 from {_q(parent.name)} p where {join} and p.deleted_at is null "
+        f"and p.{_q(parent_column)} between {bounds.format('min')} and {bounds.format('max')})"
+    )
 
 
 @dataclass
@@ -104,8 +122,11 @@ class TargetWriter:
                 self._execute(f"alter table {_q(self.table.name)} drop constraint {_q(constraint.name)}")
 
     def finish(self) -> None:
-        """Ends an initial load: re-adds (and so validates) the foreign keys inside its transaction."""
+        """Ends an initial load: statistics for the planner (the table went from empty to full, and the
+        next runs' checks are planned with them), then the foreign keys re-added (and so validated)
+        inside its transaction."""
         if self.single_transaction:
+            self._execute(f"analyze {_q(self.table.name)}")
             for constraint in self.foreign_keys:
                 self._execute(str(sa.schema.AddConstraint(constraint).compile(dialect=self.connection.dialect)))
 
@@ -167,8 +188,7 @@ class TargetWriter:
 
     def _write_merge(self, numbered: pa.Table) -> BatchOutcome:
         self._copy(self.stage, numbered)
-        bounds = pc.min_max(numbered.column(self.key[0]))
-        unchanged = self._drop_unchanged(bounds["min"].as_py(), bounds["max"].as_py())
+        unchanged = self._drop_unchanged()
         rejected = self._reject_failing(self.stage)
         created, updated = self._upsert()
         return BatchOutcome(created=created, updated=updated, unchanged=unchanged, rejected=rejected)
@@ -182,12 +202,8 @@ class TargetWriter:
             values = values.filter(functools.reduce(pc.and_, (pc.is_valid(c) for c in values.columns)))
             self._execute(f"truncate {_q(table)}")
             self._copy(table, values)
-            parent = TARGET_TABLES[get_spec(fk.parent).entity]
-            pairs = zip(fk.columns, fk.parent_columns, strict=True)
-            join = " and ".join(f"p.{_q(parent_column)} = v.{_q(column)}" for column, parent_column in pairs)
             missing = self._execute(
-                f"select {_columns(fk.columns, 'v.')} from {_q(table)} v where not exists "
-                f"(select 1 from {_q(parent.name)} p where {join} and p.deleted_at is null)"
+                f"select {_columns(fk.columns, 'v.')} from {_q(table)} v where {_no_live_parent(fk, 'v', table)}"
             ).fetchall()
             if not missing:
                 continue
@@ -201,14 +217,17 @@ class TargetWriter:
                     )
         return rejected
 
-    def _drop_unchanged(self, lowest: object, highest: object) -> int:
+    def _drop_unchanged(self) -> int:
         """Staged rows equal to their live target row need nothing: no check, no write.
 
-        Batches arrive ordered by key, so the target side is limited to the batch's key range: an index
-        range scan instead of a scan of the whole table per batch.
+        Batches arrive ordered by key, so the target side is limited to the batch's key range (taken
+        in the database, in its collation): an index range scan instead of a scan of the whole table
+        per batch.
         """
+        first = _q(self.key[0])
+        bounds = f"(select {{}}({first}) from {_q(self.stage)})"
         match = " and ".join(f"t.{_q(c)} = s.{_q(c)}" for c in self.key)
-        match += f" and t.{_q(self.key[0])} between %(lowest)s and %(highest)s"
+        match += f" and t.{first} between {bounds.format('min')} and {bounds.format('max')}"
         same = (
             f" and ({_columns(self.values, 't.')}) is not distinct from ({_columns(self.values, 's.')})"
             if self.values
@@ -216,8 +235,7 @@ class TargetWriter:
         )
         return self._execute(
             f"delete from {_q(self.stage)} s using {_q(self.table.name)} t "
-            f"where {match} and t.deleted_at is null{same}",
-            {"lowest": lowest, "highest": highest},
+            f"where {match} and t.deleted_at is null{same}"
         ).rowcount
 
     def _reject_failing(self, stage: str, parents: bool = True) -> dict[int, dict[str, str]]:
@@ -225,13 +243,10 @@ class TargetWriter:
         rejected: dict[int, dict[str, str]] = {}
         key = _columns(self.key, "s.")
         for fk in self.spec.foreign_keys if parents else ():
-            parent = TARGET_TABLES[get_spec(fk.parent).entity]
-            pairs = zip(fk.columns, fk.parent_columns, strict=True)
-            join = " and ".join(f"p.{_q(parent_column)} = s.{_q(column)}" for column, parent_column in pairs)
             present = " and ".join(f"s.{_q(c)} is not null" for c in fk.columns)
             rows = self._execute(
-                f"delete from {_q(stage)} s where {present} and not exists (select 1 from {_q(parent.name)} p "
-                f"where {join} and p.deleted_at is null) returning s.{ROW}, {_columns(fk.columns, 's.')}"
+                f"delete from {_q(stage)} s where {present} and {_no_live_parent(fk, 's', stage)} "
+                f"returning s.{ROW}, {_columns(fk.columns, 's.')}"
             ).fetchall()
             for row in rows:
                 values = ", ".join(f"{c}={v!r}" for c, v in zip(fk.columns, row[1:], strict=True))
