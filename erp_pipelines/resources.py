@@ -66,7 +66,7 @@ class Legacy4DResource(dg.ConfigurableResource):
     verify_tls: bool = Field(default=True, description="Verify the server certificate (LEGACY_API_VERIFY_TLS)")
     timeout_seconds: float = Field(default=30.0, description="LEGACY_API_TIMEOUT")
     page_size: int = Field(default=1000, description="Entities per REST page (LEGACY_SYNC_BATCH_SIZE)")
-    batch_rows: int = Field(default=5000, description="Entities per validated and loaded batch")
+    batch_rows: int = Field(default=10_000, description="Entities per validated and loaded batch")
 
     def client(self) -> Legacy4DClient:
         if self.scheme not in ("http", "https"):

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.audit import Audit, source_keys
 from erp_pipelines.engine.loader import TargetWriter
-from erp_pipelines.engine.pipeline import BackgroundWriter
+from erp_pipelines.engine.pipeline import BackgroundWriter, Prefetcher
 from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate
 from erp_pipelines.sources.base import SourceAdapter, Watermark
 
@@ -244,8 +244,8 @@ def _load(
             on_batch(report)
 
     with extracting as extraction:
-        with BackgroundWriter(write) as background:
-            for raw in extraction.batches():
+        with Prefetcher(extraction.batches()) as fetched, BackgroundWriter(write) as background:
+            for raw in fetched:
                 background.submit(decode_and_validate(spec, raw))
         writer.finish()
         if replay:
