@@ -97,27 +97,39 @@ class Legacy4DExtraction:
                                              names=[self._spec.distinct_values_of])
             return
         for start in range(0, len(keys), REPLAY_CHUNK):
-            chunk = [int(key) if key.lstrip("-").isdigit() else key for key in keys[start : start + REPLAY_CHUNK]]
-            records = [
-                record
-                for page in self._client.iter_pages(
-                    self._spec.source_table, key=self._key, fields=columns, filters=[(self._key, "IN", chunk)]
-                )
-                for record in page
-            ]
+            records = self._records_with_keys(keys[start : start + REPLAY_CHUNK], columns)
             if records:
                 yield records_to_batch(records, columns)
+
+    def _records_with_keys(self, keys: list[str], columns: list[str]) -> list[dict[str, Any]]:
+        """The entities (still) present among these keys, given as text (quarantine, `__DeletedRecords`)."""
+        typed = [int(key) if key.lstrip("-").isdigit() else key for key in keys]
+        return [
+            record
+            for page in self._client.iter_pages(
+                self._spec.source_table, key=self._key, fields=columns, filters=[(self._key, "IN", typed)]
+            )
+            for record in page
+        ]
 
     def watermark(self) -> Watermark | None:
         return {"global_stamp": self._stamp} if self._stamp is not None else None
 
     def deleted_keys(self) -> pa.RecordBatch | None:
-        """Keys in `__DeletedRecords` stamped since the watermark (4D's data change tracking)."""
+        """Keys in `__DeletedRecords` stamped since the watermark (4D's data change tracking), except those
+        that exist again: an entity deleted and then created anew under the same key is live, and its new
+        version is read by this run or, if created after its page was read, by the next one."""
         if self._since is None or self._spec.change_tracking is None or self._keys is not None:
             return None
         deleted = self._client.deleted_records(self._spec.source_table, int(self._since["global_stamp"]))
-        keys = [str(record["__PrimaryKey"]) for record in deleted]
-        return pa.RecordBatch.from_arrays([pa.array(keys, pa.string())], names=[self._key])
+        keys = list(dict.fromkeys(str(record["__PrimaryKey"]) for record in deleted))
+        live = {
+            str(record[self._key])
+            for start in range(0, len(keys), REPLAY_CHUNK)
+            for record in self._records_with_keys(keys[start : start + REPLAY_CHUNK], [self._key])
+        }
+        gone = [key for key in keys if key not in live]
+        return pa.RecordBatch.from_arrays([pa.array(gone, pa.string())], names=[self._key])
 
 
 class Legacy4DSource:
@@ -144,13 +156,15 @@ class Legacy4DSource:
             raise TableNotAllowedError(f"{spec.entity} is not a table of the 4D ERP")
 
     def check_attributes(self, client: Legacy4DClient, spec: TableSpec) -> None:
-        """Schema drift: every attribute the spec reads must still be in the 4D catalog."""
+        """Schema drift: the dataclass's stored attributes must be exactly those the spec knows (relations
+        and computed attributes are navigation, not data: their storage attributes are what is read)."""
         catalog = client.catalog()
         dataclass = next((dc for dc in catalog.get("dataClasses", []) if dc.get("name") == spec.source_table), None)
         if dataclass is None:
             raise SchemaDriftError(f"dataclass {spec.source_table} is not exposed by the 4D REST server")
-        present = {attribute["name"] for attribute in dataclass.get("attributes", [])}
-        require_source_columns(spec, present, f"4D {spec.source_table}")
+        present = [attribute["name"] for attribute in dataclass.get("attributes", [])
+                   if attribute.get("kind", "storage") == "storage"]
+        require_source_columns(spec, present, f"4D {spec.source_table}", complete=True)
 
     @contextmanager
     def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[Legacy4DExtraction]:

@@ -1,0 +1,275 @@
+"""The 4D REST server misbehaving in the middle of a real engine-level sync (through the emulator's fault
+endpoint): retried faults leave a COMPLETED run, persistent ones a FAILED run with a clear reason, and in
+every case the run or the next one leaves the target equal to the emulator's store row for row, with the
+watermark never ahead of committed data and the audit trail telling what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from erp_pipelines.catalog import get_spec
+from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.engine.sync import SyncReport, run_sync
+from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError, Legacy4DLicenseError
+from erp_pipelines_tests.faults import (
+    legacy_source,
+    open_errors,
+    source_checksum,
+    sync_runs,
+    target_checksum,
+    watermark,
+)
+from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, RawRest
+from erp_sandbox.legacy_4d.seed import seed_store
+from erp_sandbox.legacy_4d.server import EmulatorServer
+from erp_sandbox.legacy_4d.store import LegacyStore
+
+pytestmark = pytest.mark.integration
+
+PRODUCTS = 200  # 200 products, 100 customers, 400 orders: 8 and 16 batches of BATCH
+BATCH = 25
+TIMEOUT = 0.5  # the client's read timeout in the timeout cases; an injected delay of DELAY outlasts it
+DELAY = 1.2
+
+
+@dataclass(frozen=True)
+class Table:
+    """A 4D table under test: its spec, the parents loaded before it, a valid edit and a valid new entity."""
+
+    spec: TableSpec
+    parents: tuple[str, ...]
+    edit: Callable[[int], dict[str, Any]]
+    new: Callable[[int], dict[str, Any]]
+
+    @property
+    def key(self) -> str:
+        return self.spec.source_key_columns[0]
+
+
+TABLES = {
+    "erp_product": Table(
+        get_spec("erp_product"), ("erp_category",),
+        lambda key: {"Price": key + 0.25, "ProductName": f"Edited product {key}"},
+        lambda key: {"ProductID": key, "ProductName": f"New valve {key}", "SKU": f"NEW-{key}", "Category": "Valves",
+                     "Price": 9.99, "Cost": 4.5, "TaxRate": 19, "IsPurchased": True, "IsManufactured": False,
+                     "CreatedDate": "2025-01-02"},
+    ),
+    "erp_order": Table(
+        get_spec("erp_order"), ("erp_customer",),
+        lambda key: {"TotalAmount": key + 0.5, "Status": "CANCELLED"},
+        lambda key: {"OrderID": key, "CustomerID": 1, "OrderDate": "2025-03-01", "OrderTime": 36_000_000,
+                     "Status": "OPEN", "TotalAmount": 10.5, "Currency": "EUR"},
+    ),
+}
+
+
+@pytest.fixture
+def store(legacy4d_store: LegacyStore) -> LegacyStore:
+    """The emulator's datastore with clean generated data, so every source row must reach the target."""
+    seed_store(legacy4d_store.url, products=PRODUCTS, seed=11, bad_share=0.0)
+    return legacy4d_store
+
+
+@pytest.fixture
+def server(make_legacy4d_server: Callable[..., EmulatorServer], store: LegacyStore) -> EmulatorServer:
+    return make_legacy4d_server()
+
+
+def _sync(table: Table, server: EmulatorServer, app_db: sa.Engine, timeout: float = 5.0,
+          **options: Any) -> SyncReport:
+    source = legacy_source(server, batch_rows=BATCH, page_size=BATCH, timeout=timeout)
+    return run_sync(table.spec, source, app_db, **options)
+
+
+def _prepare(table: Table, server: EmulatorServer, app_db: sa.Engine, store: LegacyStore, initial: bool) -> int:
+    """Loads the parents; for a merge also the table itself, then edits every second entity so the next
+    incremental run reads several batches. Returns how many entities that run has to read."""
+    for parent in table.parents:
+        run_sync(get_spec(parent), legacy_source(server), app_db, mode="full")
+    count = store.count(table.spec.source_table)
+    if initial:
+        return count
+    _sync(table, server, app_db, mode="full")
+    store.save(table.spec.source_table, [{"__KEY": key, **table.edit(key)} for key in range(2, count + 1, 2)],
+               atomic=True)
+    return count // 2
+
+
+def _in_sync(table: Table, store: LegacyStore, app_db: sa.Engine) -> None:
+    source = source_checksum(store.url, table.spec)
+    assert source.rows > 0
+    assert target_checksum(app_db, table.spec) == source
+
+
+def _emulator(server: EmulatorServer, method: str, endpoint: str) -> None:
+    assert requests.request(method, f"{server.base_url}/_emulator/{endpoint}", timeout=10).status_code == 200
+
+
+def _arm_after_first_batch(server: EmulatorServer, faults: list[dict[str, Any]]) -> Callable[[SyncReport], None]:
+    """Injects the faults once the first batch is committed, i.e. while later pages are still to be read."""
+    control = RawRest(server.base_url)
+
+    def on_batch(report: SyncReport) -> None:
+        if report.batches == 1:
+            for fault in faults:
+                control.fault(**fault)
+    return on_batch
+
+
+def _pages_of(table: Table, *faults: dict[str, Any]) -> list[dict[str, Any]]:
+    """Faults aimed at the table's page requests unless they name another path."""
+    return [{"path_contains": f"/rest/{table.spec.source_table}?"} | fault for fault in faults]
+
+
+TRANSIENT = {
+    "http_500": ({"kind": "http_500", "count": 2}, "500"),
+    "timeout": ({"kind": "delay", "count": 1, "seconds": DELAY}, None),
+    "connection_closed": ({"kind": "close_connection", "count": 1}, None),
+    "session_expired": ({"kind": "drop_session", "count": 1}, "401"),
+}
+
+
+@pytest.mark.parametrize(("fault", "entity"), [
+    ("http_500", "erp_product"),
+    ("http_500", "erp_order"),
+    ("timeout", "erp_order"),
+    ("connection_closed", "erp_product"),
+    ("session_expired", "erp_order"),
+])
+def test_transient_fault_mid_read_is_retried_and_the_run_completes(
+    fault: str, entity: str, server: EmulatorServer, store: LegacyStore, app_db: sa.Engine,
+) -> None:
+    table = TABLES[entity]
+    expected = _prepare(table, server, app_db, store, initial=False)
+    before = watermark(app_db, entity)
+    stamp = store.global_stamp()
+    injected, status = TRANSIENT[fault]
+    _emulator(server, "DELETE", "stats")  # count only this run's requests and sessions
+    report = _sync(table, server, app_db, timeout=TIMEOUT if fault == "timeout" else 5.0,
+                   on_batch=_arm_after_first_batch(server, _pages_of(table, injected)))
+    stats = RawRest(server.base_url).stats()
+    assert stats["faults_pending"] == []  # the fault did hit a page request
+    if status:
+        assert stats["requests_by_status"][status] == injected["count"]
+    if fault == "session_expired":  # one re-login, and the dropped session's license is not held twice
+        logins = [r for r in stats["last_requests"] if "$directory/login" in r["target"]]
+        assert len(logins) == 2 and stats["max_concurrent_sessions"] == 1
+    assert stats["sessions_open"] == 0
+    assert (report.status, report.mode, report.processed, report.updated) == ("COMPLETED", "incremental",
+                                                                               expected, expected)
+    assert watermark(app_db, entity) == {"global_stamp": stamp} != before
+    _in_sync(table, store, app_db)
+    assert open_errors(app_db, entity) == 0
+
+
+PERSISTENT: dict[str, tuple[list[dict[str, Any]], type[Legacy4DError], tuple[str, ...]]] = {
+    "http_500": ([{"kind": "http_500", "count": -1}], Legacy4DError, ("HTTP 500", "4 attempt(s)")),
+    "timeout": ([{"kind": "delay", "count": -1, "seconds": DELAY}], Legacy4DError,
+                ("unreachable", "after 4 attempt(s): ReadTimeout")),
+    "session_expired": ([{"kind": "drop_session", "count": -1}], Legacy4DAuthError, ("HTTP 401", "errCode 1822")),
+    "licenses_exhausted": ([{"kind": "exhaust_licenses", "count": 1}], Legacy4DLicenseError,
+                           ("licenses are exhausted", "HTTP 402, 1 attempt(s)", "errCode 1823")),
+    "relogin_without_license": (
+        [{"kind": "drop_session", "count": 1},
+         {"kind": "exhaust_licenses", "count": 1, "path_contains": "$directory/login"}],
+        Legacy4DLicenseError, ("licenses are exhausted", "POST /rest/$directory/login (HTTP 402"),
+    ),
+}
+
+
+@pytest.mark.parametrize(("fault", "entity", "initial"), [
+    ("http_500", "erp_product", True),
+    ("http_500", "erp_order", False),
+    ("timeout", "erp_product", False),
+    ("timeout", "erp_order", True),
+    ("session_expired", "erp_product", True),
+    ("session_expired", "erp_order", False),
+    ("licenses_exhausted", "erp_product", False),
+    ("licenses_exhausted", "erp_order", True),
+    ("relogin_without_license", "erp_product", False),
+])
+def test_persistent_fault_mid_read_fails_the_run_cleanly_and_the_next_run_completes(
+    fault: str, entity: str, initial: bool, server: EmulatorServer, store: LegacyStore, app_db: sa.Engine,
+) -> None:
+    table = TABLES[entity]
+    _prepare(table, server, app_db, store, initial)
+    before = watermark(app_db, entity)
+    faults, error, reasons = PERSISTENT[fault]
+    with pytest.raises(error) as caught:
+        _sync(table, server, app_db, timeout=TIMEOUT if fault == "timeout" else 5.0,
+              on_batch=_arm_after_first_batch(server, _pages_of(table, *faults)))
+    assert RawRest(server.base_url).stats()["sessions_open"] == 0  # the license is given back after a failure
+    _emulator(server, "DELETE", "faults")
+
+    failed = sync_runs(app_db, entity)[-1]
+    assert failed.status == "FAILED"
+    assert failed.error_message == f"{type(caught.value).__name__}: {caught.value}"
+    assert all(reason in failed.error_message for reason in reasons), failed.error_message
+    assert "Traceback" not in failed.error_message and PASSWORD not in failed.error_message
+    assert watermark(app_db, entity) == before  # never ahead of what was committed
+    with app_db.connect() as connection:
+        committed = connection.execute(sa.text(
+            f"select count(*) from {table.spec.target_table} where sync_run_id = :id"), {"id": failed.id}).scalar_one()
+    assert committed == failed.created + failed.updated  # the failed run's counts are what it committed
+    if initial:  # an initial load is one transaction: nothing of it stays
+        assert (failed.mode, committed, target_checksum(app_db, table.spec).rows) == ("full", 0, 0)
+    else:
+        assert failed.mode == "incremental" and committed >= BATCH
+
+    retry = _sync(table, server, app_db)
+    assert retry.status == "COMPLETED"
+    assert retry.mode == ("full" if initial else "incremental")
+    assert sync_runs(app_db, entity)[-1].watermark_before == before
+    _in_sync(table, store, app_db)
+    assert open_errors(app_db, entity) == 0
+
+
+def _edit_while_reading(table: Table, store: LegacyStore, last: int, stamps: list[int]) -> Callable[[SyncReport], None]:
+    """After the first batch: edits, inserts and deletes entities already read and not yet read, and
+    deletes one then creates it again under the same key. Records the stamp before the edits."""
+
+    def on_batch(report: SyncReport) -> None:
+        if report.batches != 1:
+            return
+        stamps.append(store.global_stamp())
+        dataclass = table.spec.source_table
+        store.update(dataclass, 4, table.edit(5000))  # already read
+        store.update(dataclass, last - 4, table.edit(5001))  # not yet read
+        store.update(dataclass, last - 3, table.edit(5002))  # not read by a merge (unchanged before the run)
+        store.insert(dataclass, [table.new(last + 100)])
+        store.delete(dataclass, [6, last - 6])
+        store.delete(dataclass, [last - 8])
+        store.insert(dataclass, [table.new(last - 8)])
+    return on_batch
+
+
+@pytest.mark.parametrize("entity", sorted(TABLES))
+@pytest.mark.parametrize("initial", [True, False], ids=["initial-load", "merge"])
+def test_entities_changed_inserted_and_deleted_while_pages_are_read(
+    entity: str, initial: bool, server: EmulatorServer, store: LegacyStore, app_db: sa.Engine,
+) -> None:
+    table = TABLES[entity]
+    _prepare(table, server, app_db, store, initial)
+    last = store.count(table.spec.source_table)
+    stamps: list[int] = []
+    first = _sync(table, server, app_db, on_batch=_edit_while_reading(table, store, last, stamps))
+    assert first.status == "COMPLETED" and first.batches >= 4
+    assert first.watermark_after is not None and first.watermark_after["global_stamp"] <= stamps[0]
+    assert target_checksum(app_db, table.spec) != source_checksum(store.url, table.spec)  # the edits raced the read
+
+    second = _sync(table, server, app_db)
+    assert second.status == "COMPLETED" and second.mode == "incremental"
+    _in_sync(table, store, app_db)
+    with app_db.connect() as connection:
+        gone = connection.execute(sa.text(
+            f"select legacy_id from {table.spec.target_table} where deleted_at is not null order by 1")).scalars().all()
+    assert gone == ([6] if initial else [6, last - 6])  # a merge had loaded `last - 6` before it was deleted
+    third = _sync(table, server, app_db)
+    assert (third.processed, third.deleted) == (0, 0)  # the watermark moved past everything that was applied
+    _in_sync(table, store, app_db)
