@@ -293,6 +293,7 @@ class Bench:
                 time.sleep(0.2)
             sql(self.app, "truncate erp_category, erp_product, erp_inventory, erp_bill_of_material, sync_error, "
                           "sync_watermark, sync_run cascade")
+            self.task("legacy_4d_sync", "--port", str(port), "--entity", "erp_category")
             scenario = f"4D: {products:,} Products through REST"
             floor = self.task("legacy_4d_floor", "--port", str(port))
             self.add(Row(scenario, "floor: same pages fetched, not processed", floor.seconds, floor.output["rows"],

@@ -113,8 +113,8 @@ def per_record(sample: int) -> dict:
     return {"sample": len(records), "sample_seconds": seconds}
 
 
-def legacy_4d_sync(port: int) -> dict:
-    """This project's engine on the 4D path: erp_product (its categories loaded first, not timed)."""
+def legacy_4d_sync(port: int, entity: str) -> dict:
+    """This project's engine on the 4D path: one entity, full (run.py loads erp_category first, untimed)."""
     from erp_pipelines.app_db.engine import app_engine
     from erp_pipelines.catalog import get_spec
     from erp_pipelines.engine.sync import run_sync
@@ -122,8 +122,7 @@ def legacy_4d_sync(port: int) -> dict:
 
     resource = legacy_4d_resource(dict(os.environ, LEGACY_API_PORT=str(port)), secrets_from_env_var=False)
     engine = app_engine(os.environ["BENCH_APP_DATABASE_URL"])
-    run_sync(get_spec("erp_category"), resource.source(), engine, mode="full")
-    report = run_sync(get_spec("erp_product"), resource.source(), engine, mode="full", max_rejected_share=1.0)
+    report = run_sync(get_spec(entity), resource.source(), engine, mode="full", max_rejected_share=1.0)
     return {"engine_seconds": report.duration_seconds, **report.counts()}
 
 
@@ -151,8 +150,10 @@ def main() -> None:
     sub.add_parser("odbc_floor")
     sub.add_parser("copy_floor").add_argument("--csv", required=True)
     sub.add_parser("per_record").add_argument("--sample", type=int, default=20_000)
-    for name in ("legacy_4d_sync", "legacy_4d_floor"):
-        sub.add_parser(name).add_argument("--port", type=int, required=True)
+    sub.add_parser("legacy_4d_floor").add_argument("--port", type=int, required=True)
+    legacy = sub.add_parser("legacy_4d_sync")
+    legacy.add_argument("--port", type=int, required=True)
+    legacy.add_argument("--entity", default="erp_product")
     args = parser.parse_args()
     if args.task == "engine_sync":
         result = engine_sync(args.entity, args.mode)
@@ -160,8 +161,10 @@ def main() -> None:
         result = copy_floor(args.csv)
     elif args.task == "per_record":
         result = per_record(args.sample)
-    elif args.task in ("legacy_4d_sync", "legacy_4d_floor"):
-        result = globals()[args.task](args.port)
+    elif args.task == "legacy_4d_sync":
+        result = legacy_4d_sync(args.port, args.entity)
+    elif args.task == "legacy_4d_floor":
+        result = legacy_4d_floor(args.port)
     else:
         result = odbc_floor()
     print(json.dumps(result))

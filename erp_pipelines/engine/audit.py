@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -24,8 +26,13 @@ def source_keys(spec: TableSpec, raw: pa.RecordBatch | pa.Table) -> pa.Array:
     return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "|")
 
 
-def raw_record(raw: pa.RecordBatch, row: int) -> dict[str, Any]:
-    return {name: python_value(raw.column(name)[row].as_py()) for name in raw.schema.names}
+def raw_records(raw: pa.RecordBatch, rows: Sequence[int]) -> list[dict[str, Any]]:
+    """The raw source records at `rows`, JSON-safe (converted column-wise, not value by value)."""
+    taken = raw.take(pa.array(rows, pa.int64()))
+    return [
+        {name: python_value(value) for name, value in record.items()}
+        for record in taken.to_pylist()
+    ]
 
 
 class Audit:
@@ -91,7 +98,7 @@ class Audit:
         if not rows:
             return 0
         keys = source_keys(self.spec, raw.take(pa.array(rows, pa.int64()))).to_pylist()
-        records = [json.loads(json.dumps(raw_record(raw, row), default=str)) for row in rows]
+        records = json.loads(json.dumps(raw_records(raw, rows), default=str))
         known = {
             (key, json.dumps(record, sort_keys=True))
             for key, record in self.connection.execute(
@@ -103,21 +110,30 @@ class Audit:
             )
         }
         new = [
-            {
-                "sync_run_id": run_id,
-                "source_system": self.spec.source_system,
-                "entity": self.spec.entity,
-                "source_key": key,
-                "rules": sorted(failed),
-                "error_message": "; ".join(failed.values()),
-                "raw_record": record,
-            }
+            (run_id, self.spec.source_system, self.spec.entity, key, json.dumps(sorted(failed)),
+             "; ".join(failed.values()), json.dumps(record))
             for key, record, failed in zip(keys, records, rules, strict=True)
             if (key, json.dumps(record, sort_keys=True)) not in known
         ]
-        if new:
-            self.connection.execute(sa.insert(sync_error), new)
+        self._copy_errors(new)
         return len(new)
+
+    def _copy_errors(self, rows: list[tuple[Any, ...]]) -> None:
+        """COPY, not one INSERT per record: a run may quarantine a whole table (a parent not loaded)."""
+        if not rows:
+            return
+        buffer = io.StringIO()
+        csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+        buffer.seek(0)
+        cursor = self.connection.connection.driver_connection.cursor()
+        try:
+            cursor.copy_expert(
+                "copy sync_error (sync_run_id, source_system, entity, source_key, rules, error_message, raw_record) "
+                "from stdin with (format csv)",
+                buffer,
+            )
+        finally:
+            cursor.close()
 
     def has_open_errors(self) -> bool:
         return self.connection.execute(
