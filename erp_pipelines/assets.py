@@ -13,7 +13,7 @@ from erp_pipelines.catalog import CATALOG
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.sync import RejectedShareExceededError, SyncReport, run_sync
 from erp_pipelines.resources import AppDatabaseResource
-from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError
+from erp_pipelines.sources.base import PermanentSourceError
 
 SYNC_MODE_TAG = "erp/sync_mode"
 OWNERS = ["team:erp-integration"]
@@ -151,12 +151,14 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 f"sync mode {mode!r} (tag {SYNC_MODE_TAG}) must be 'incremental', 'full' or 'replay'",
                 allow_retries=False,
             )
-        source = getattr(context.resources, spec.source_system).source()
         app_db: AppDatabaseResource = context.resources.app_db
         engine = app_db.engine()
         try:
+            source = getattr(context.resources, spec.source_system).source()
             report = run_sync(spec, source, engine, mode=mode, dagster_run_id=context.run.run_id)
-        except (RejectedShareExceededError, SchemaDriftError, TableNotAllowedError) as exc:
+        except (RejectedShareExceededError, PermanentSourceError) as exc:
+            # Not retried: a refused login retried is one more failed sign-on (IBM i disables the profile
+            # after QMAXSIGN of them), and drift, whitelist, names or a bad watermark stay as they are.
             metadata = sync_metadata(exc.report, live_row_count(engine, spec)) if isinstance(
                 exc, RejectedShareExceededError
             ) else {}

@@ -17,7 +17,20 @@ class SyncSourceError(Exception):
     """Base class of source errors; their messages never contain credentials."""
 
 
-class SchemaDriftError(SyncSourceError):
+class PermanentSourceError(SyncSourceError):
+    """Retrying cannot help (configuration, refused login, unsafe name, unusable watermark): fail at once."""
+
+
+class SourceAuthenticationError(PermanentSourceError):
+    """The source refused the credentials. Never retried: every retry is one more failed sign-on, and the
+    IBM i disables a user profile after QMAXSIGN of them (3 by default)."""
+
+
+class InvalidWatermarkError(PermanentSourceError):
+    """The stored watermark cannot be a position in the source (edited by hand or from another version)."""
+
+
+class SchemaDriftError(PermanentSourceError):
     """The source table no longer has the columns the spec reads."""
 
 
@@ -31,7 +44,7 @@ def require_source_columns(spec: TableSpec, present: set[str] | list[str], where
         )
 
 
-class TableNotAllowedError(SyncSourceError):
+class TableNotAllowedError(PermanentSourceError):
     """The table is not whitelisted; raised before any connection is opened."""
 
 

@@ -1,7 +1,9 @@
 """A faithful 4D REST server emulator (legacy login mode, data change tracking) over PostgreSQL.
 
 Run ``python -m erp_sandbox.legacy_4d.server --help``. Tests use :func:`start_in_thread`.
-Non-4D control endpoints live under ``/_emulator/`` (fault injection, stats, config).
+Non-4D control endpoints live under ``/_emulator/`` (fault injection, stats, request log, config).
+``--tls-cert``/``--tls-key`` serve HTTPS. Secrets (store URL, password) are best given as environment
+variables: command-line arguments are visible to every user in the process list.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -253,8 +256,24 @@ class FaultInjector:
             return [asdict(f) for f in self._faults]
 
 
+# Requests kept by the request log (GET /_emulator/requests): a whole test sync fits, a demo stays bounded.
+REQUEST_LOG_SIZE = 20_000
+
+
+def _logged_query(raw_query: str) -> dict[str, str]:
+    """The query as the server reads it; an unparsable one is kept raw so the log never loses a request."""
+    try:
+        return parse_query_string(raw_query)
+    except RestError:
+        return {"": unquote(raw_query)}
+
+
 class Stats:
-    """What reached the server, so tests can check filters were bound and retries happened."""
+    """What reached the server, so tests can check filters were bound and retries happened.
+
+    The request log holds, per request, the method, the decoded path and query parameters, the status
+    and the body's size; never a header, so credentials (sent as headers) are never kept.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -266,12 +285,22 @@ class Stats:
             self.by_status: Counter[int] = Counter()
             self.last_filters: deque[dict] = deque(maxlen=100)
             self.last_requests: deque[dict] = deque(maxlen=100)
+            self.log: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
 
-    def request(self, method: str, target: str, status: int) -> None:
+    def request(self, method: str, target: str, status: int, body_bytes: int = 0) -> None:
+        raw_path, _, raw_query = target.partition("?")
+        entry = {"method": method, "path": unquote(raw_path), "query": _logged_query(raw_query),
+                 "status": status, "body_bytes": body_bytes}
         with self._lock:
             self.requests_served += 1
             self.by_status[status] += 1
-            self.last_requests.append({"method": method, "target": target, "status": status})
+            self.last_requests.append({"method": method, "target": unquote(target), "status": status})
+            entry["seq"] = self.requests_served
+            self.log.append(entry)
+
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return list(self.log)
 
     def filter(self, entry: dict) -> None:
         with self._lock:
@@ -334,7 +363,7 @@ class RestApp:
         cookies = _parse_cookies(headers.get("Cookie"))
         sid = cookies.get(f"4DSID_{self.config.app_name}") or cookies.get("WASID4D")
         response = self._faulted(target, sid) or self._rest(method, raw_path, path, raw_query, headers, body, sid)
-        self.stats.request(method, unquote(target), response.status)
+        self.stats.request(method, target, response.status, len(body))
         return response
 
     def _faulted(self, target: str, sid: str | None) -> Response | None:
@@ -663,6 +692,8 @@ class RestApp:
                 "faults_pending": self.faults.pending(),
                 "global_stamp": self.store.global_stamp(),
             })
+        if path == "/_emulator/requests" and method == "GET":
+            return _json({"requests": self.stats.requests()})
         if path == "/_emulator/stats" and method == "DELETE":
             self.stats.reset()
             self.sessions.reset_max()
@@ -692,15 +723,36 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: RestApp) -> None:
+    def __init__(self, address: tuple[str, int], app: RestApp, tls: ssl.SSLContext | None = None) -> None:
         self.app = app
+        self.tls = tls
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        """With TLS, the handshake is left to the connection's own thread, so a slow client blocks nobody."""
+        connection, address = super().get_request()
+        if self.tls is not None:
+            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            log.info("TLS handshake with %s failed: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "4D/20 legacy-4d-emulator"
     server: _HTTPServer
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -758,14 +810,20 @@ class EmulatorServer:
         max_db_connections: int = 8,
         log_requests: bool = False,
         ensure_schema: bool = True,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
         self.config = EmulatorConfig(host, port, licenses, app_name, username, password, session_timeout,
                                      entity_set_timeout, log_requests)
+        tls = None
+        if tls_cert:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(tls_cert, tls_key)
         self.store = LegacyStore(store_url, max_db_connections)
         if ensure_schema:
             self.store.ensure_schema()
         self.app = RestApp(self.config, self.store)
-        self.httpd = _HTTPServer((host, port), self.app)
+        self.httpd = _HTTPServer((host, port), self.app, tls)
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -778,8 +836,12 @@ class EmulatorServer:
         return int(self.httpd.server_address[1])
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.httpd.tls is None else "https"
+
+    @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self) -> EmulatorServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -821,11 +883,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="4D REST server emulator backed by PostgreSQL")
     parser.add_argument("--host", default=_env("LEGACY_API_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(_env("LEGACY_API_PORT", "8080") or 8080))
-    parser.add_argument("--store-url", default=_env("LEGACY4D_STORE_URL"), help="psycopg2 DSN or URL")
+    parser.add_argument("--store-url", default=_env("LEGACY4D_STORE_URL"),
+                        help="psycopg2 DSN or URL (holds a password: prefer LEGACY4D_STORE_URL)")
     parser.add_argument("--licenses", type=int, default=int(_env("LEGACY4D_LICENSES", "3") or 3))
     parser.add_argument("--app-name", default=_env("LEGACY4D_APP_NAME", "ERP"))
     parser.add_argument("--username", default=_env("LEGACY_API_USERNAME"))
-    parser.add_argument("--password", default=_env("LEGACY_API_PASSWORD"))
+    parser.add_argument("--password", default=_env("LEGACY_API_PASSWORD"), help="prefer LEGACY_API_PASSWORD")
     parser.add_argument("--session-timeout", type=float,
                         default=float(_env("LEGACY4D_SESSION_TIMEOUT", "3600") or 3600),
                         help="session inactivity timeout in seconds (4D default: 60 minutes)")
@@ -833,6 +896,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-connections", type=int, default=8)
     parser.add_argument("--ready-file", type=Path, help="written with the base URL once the server accepts requests")
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--tls-cert", default=_env("LEGACY4D_TLS_CERT"), help="PEM certificate: serve HTTPS")
+    parser.add_argument("--tls-key", default=_env("LEGACY4D_TLS_KEY"), help="its PEM private key")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.store_url:
@@ -843,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
         args.store_url, host=args.host, port=args.port, licenses=args.licenses, app_name=args.app_name,
         username=args.username, password=args.password, session_timeout=args.session_timeout,
         entity_set_timeout=args.entity_set_timeout, max_db_connections=args.db_connections,
-        log_requests=args.log_requests,
+        log_requests=args.log_requests, tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.httpd.shutdown, daemon=True).start())
     if args.ready_file:

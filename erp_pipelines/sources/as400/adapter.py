@@ -14,8 +14,14 @@ import pyodbc
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.decoders import CyymmddHhmmssTimestamp
 from erp_pipelines.sources.as400 import sql
-from erp_pipelines.sources.as400.connection import As400ConnectionError, As400Settings
-from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark, require_source_columns
+from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.base import (
+    InvalidWatermarkError,
+    SchemaDriftError,
+    TableNotAllowedError,
+    Watermark,
+    require_source_columns,
+)
 
 # Keys per replay statement: keeps statements short on both Db2 for i and the stand-in.
 REPLAY_CHUNK = 200
@@ -50,23 +56,23 @@ class As400Extraction:
         try:
             reader = arrow_odbc.read_arrow_batches_from_odbc(
                 query=statement.sql,
-                connection_string=self._settings.connection_string(with_credentials=True),
+                connection_string=self._settings.connection_string(
+                    with_credentials=True, bind_on_server=not statement.streamed
+                ),
                 parameters=list(statement.parameters),
                 batch_size=self._settings.batch_rows,
                 login_timeout_sec=self._settings.login_timeout_seconds,
             )
         except arrow_odbc.Error as exc:
-            raise As400ConnectionError(
-                f"reading {self._spec.source_table} failed: {self._settings.redact(str(exc))}"
-            ) from None
+            raise self._settings.connection_error(f"reading {self._spec.source_table} failed", exc) from None
         try:
             for batch in reader:
                 if self._track:
                     self._track_change_stamps(batch)
                 yield batch
         except arrow_odbc.Error as exc:
-            raise As400ConnectionError(
-                f"reading {self._spec.source_table} failed mid-stream: {self._settings.redact(str(exc))}"
+            raise self._settings.connection_error(
+                f"reading {self._spec.source_table} failed mid-stream", exc
             ) from None
 
     def _track_change_stamps(self, batch: pa.RecordBatch) -> None:
@@ -100,10 +106,16 @@ class As400Source:
         self.settings = settings
 
     def table_of(self, spec: TableSpec) -> sql.QualifiedTable:
-        """The spec's table, refused unless it is both in the catalog and in AS400_ALLOWED_TABLES."""
+        """The spec's table, refused unless it is both in the catalog and in AS400_ALLOWED_TABLES, and
+        its column names are IBM i identifiers; all checked before any connection."""
         if spec.source_system != self.system:
             raise TableNotAllowedError(f"{spec.entity} is not an AS400 table")
-        table = sql.QualifiedTable.parse(spec.source_table)
+        try:
+            table = sql.QualifiedTable.parse(spec.source_table)
+            for name in spec.source_columns:
+                sql.quote_identifier(name)
+        except sql.UnsafeSqlError as exc:
+            raise sql.UnsafeSqlError(f"catalog entry {spec.entity!r}: {exc}") from None
         if table not in self.settings.allowed_tables:
             allowed = ", ".join(sorted(str(t) for t in self.settings.allowed_tables)) or "none"
             raise TableNotAllowedError(
@@ -117,9 +129,7 @@ class As400Source:
             try:
                 return connection.cursor().execute(statement.sql, *statement.parameters).fetchall()
             except pyodbc.Error as exc:
-                raise As400ConnectionError(
-                    f"query on {table} failed: {self.settings.redact(str(exc))}"
-                ) from None
+                raise self.settings.connection_error(f"query on {table} failed", exc) from None
 
     def check_columns(self, spec: TableSpec) -> None:
         """Fails with the missing column names when the source no longer matches the spec."""
@@ -129,14 +139,26 @@ class As400Source:
             raise SchemaDriftError(f"table {table} was not found in the AS400 catalog (QSYS2.SYSCOLUMNS2)")
         require_source_columns(spec, present, str(table))
 
+    @staticmethod
+    def changed_since(spec: TableSpec, since: Watermark | None) -> tuple[int, int] | None:
+        """The (CYYMMDD, HHMMSS) to read from: the watermark less the overlap window."""
+        if since is None or spec.change_tracking is None:
+            return None
+        value = since.get("changed_at") if isinstance(since, dict) else None
+        try:
+            moment = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InvalidWatermarkError(
+                f"{spec.entity}: the stored watermark {since!r} (sync_watermark) holds no change timestamp; "
+                "run a full sync to replace it"
+            ) from None
+        return to_cyymmdd_hhmmss(moment - dt.timedelta(seconds=spec.change_tracking.overlap_seconds))
+
     @contextmanager
     def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[As400Extraction]:
         table = self.table_of(spec)
+        changed_since = self.changed_since(spec, since)
         self.check_columns(spec)
-        changed_since = None
-        if since is not None and spec.change_tracking is not None:
-            overlap = dt.timedelta(seconds=spec.change_tracking.overlap_seconds)
-            changed_since = to_cyymmdd_hhmmss(dt.datetime.fromisoformat(since["changed_at"]) - overlap)
         statement = sql.select_rows(
             table,
             spec.source_columns,
@@ -151,15 +173,16 @@ class As400Source:
     def extract_keys(self, spec: TableSpec, keys: list[str]) -> Iterator[As400Extraction]:
         """Only the rows with these quarantine keys (values joined by '|'), for a replay."""
         table = self.table_of(spec)
-        self.check_columns(spec)
         key_columns = spec.source_key_columns
-        split = [tuple(key.split("|")) for key in keys]
+        # A '|' inside the last key column stays in it; one-column keys are never split.
+        split = [tuple(key.split("|", len(key_columns) - 1)) for key in keys]
         statements = [
             sql.select_keys(table, spec.source_columns, key_columns, split[start : start + REPLAY_CHUNK])
             for start in range(0, len(split), REPLAY_CHUNK)
         ]
         for statement in statements:
             sql.guard_select(statement.sql, [table])
+        self.check_columns(spec)
         yield As400Extraction(self.settings, spec, statements, track=False)
 
     def count_rows(self, spec: TableSpec) -> int:

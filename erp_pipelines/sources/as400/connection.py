@@ -8,6 +8,7 @@ with pyodbc's `readonly=True`, and the account should be SELECT-only at the serv
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Literal
 import pyodbc
 
 from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
-from erp_pipelines.sources.base import SyncSourceError
+from erp_pipelines.sources.base import PermanentSourceError, SourceAuthenticationError, SyncSourceError
 
 DriverProfile = Literal["ibmi", "postgresql"]
 # Rows per fetched Arrow batch: the memory bound of a sync (fetch buffers, decoded and staged copies).
@@ -37,12 +38,65 @@ PROFILE_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
         "TRIMCHAR": "0",
         "XDYNAMIC": "0",
     },
-    "postgresql": {"ReadOnly": "1", "UseDeclareFetch": "1", "Fetch": "10000"},
+    # ByteaAsLongVarBinary=0: bytea (the stand-in's CHAR FOR BIT DATA) comes back bounded, as on IBM i.
+    "postgresql": {"ReadOnly": "1", "UseDeclareFetch": "1", "Fetch": "10000", "ByteaAsLongVarBinary": "0"},
 }
+# For statements whose parameters carry values: psqlODBC's declare/fetch cursor would write the values
+# into the SQL text itself, so these run without it and the server receives them bound ($1, $2, ...).
+# IBM i's driver always binds at the server.
+SERVER_BINDING_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
+    "ibmi": {},
+    "postgresql": {"UseDeclareFetch": "0", "UseServerSidePrepare": "1"},
+}
+# What AS400_ODBC_OPTIONS may tune. The target, TLS, read-only mode, naming, translation and session
+# SQL keywords are the code's or the AS400_* settings', so an option can never turn a safeguard off.
+TUNABLE_KEYWORDS: dict[DriverProfile, frozenset[str]] = {
+    "ibmi": frozenset({
+        "BLOCKFETCH", "BLOCKSIZE", "COMPRESSION", "LAZYCLOSE", "PREFETCH", "MAXFIELDLEN", "QUERYTIMEOUT",
+        "SORTTYPE", "SORTSEQUENCE", "LANGUAGEID", "MAXDECPREC", "MAXDECSCALE", "MINDIVSCALE",
+    }),
+    "postgresql": frozenset({
+        "Fetch", "UseDeclareFetch", "MaxVarcharSize", "MaxLongVarcharSize", "UnknownSizes", "KeepaliveTime",
+        "KeepaliveInterval",
+    }),
+}  # fmt: skip
+# Settings written into the connection string as keyword values, by attribute.
+KEYWORD_SETTINGS = {
+    "dsn": "AS400_DSN",
+    "server": "AS400_SERVER",
+    "database": "AS400_DATABASE",
+    "driver": "AS400_ODBC_DRIVER",
+    "username": "AS400_USERNAME",
+}
+# A keyword value holding one of these could end its keyword and start another one.
+_CONNECTION_STRING_SYNTAX = re.compile(r"[;{}\[\]=\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,252}")
+_OPTION_VALUE = re.compile(r"[A-Za-z0-9_.-]*")
+_CREDENTIAL_KEYWORDS = frozenset({"UID", "PWD", "USER", "PASSWORD"})
+# Driver messages of a refused sign-on: SQLSTATE 28000/28P01, PostgreSQL's text, IBM i's security CWBSY*.
+_AUTHENTICATION_FAILURE = re.compile(r"\b28000\b|\b28P01\b|password authentication failed|\bCWBSY\d{4}", re.I)
 
 
 class As400ConnectionError(SyncSourceError):
     """The AS400 could not be reached or refused the login; the message names no secret."""
+
+
+class As400AuthenticationError(As400ConnectionError, SourceAuthenticationError):
+    """The AS400 refused the user profile or its password (never retried, see SourceAuthenticationError)."""
+
+
+class As400ConfigError(PermanentSourceError, ValueError):
+    """An AS400_* setting that cannot be used as it is; the message names the setting, never a password."""
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: str | None) -> int | None:
+    text = (env.get(name) or default or "").strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit():
+        raise As400ConfigError(f"{name}={text!r} must be a whole number")
+    return int(text)
 
 
 def _odbc_value(value: str) -> str:
@@ -70,6 +124,27 @@ class As400Settings:
     batch_rows: int = DEFAULT_BATCH_ROWS
     login_timeout_seconds: int = 30
 
+    def __post_init__(self) -> None:
+        """Refuses, naming the setting, every value that could change the connection string's keywords."""
+        if self.profile not in PROFILE_KEYWORDS:
+            raise As400ConfigError(f"AS400_DRIVER_PROFILE must be 'ibmi' or 'postgresql', not {self.profile!r}")
+        for attribute, setting in KEYWORD_SETTINGS.items():
+            value = getattr(self, attribute)
+            if value and (_CONNECTION_STRING_SYNTAX.search(value) or value != value.strip()):
+                raise As400ConfigError(
+                    f"{setting}={value!r} cannot be an ODBC keyword value: no ; {{ }} [ ] =, control "
+                    "characters or surrounding spaces"
+                )
+        if self.server and not _HOST.fullmatch(self.server):
+            raise As400ConfigError(f"AS400_SERVER={self.server!r} must be a host name or an IP address")
+        if _CONTROL.search(self.password):
+            raise As400ConfigError("AS400_PASSWORD must not contain control characters (line breaks, NUL, tabs)")
+        if self.port is not None and not 0 < self.port < 65_536:
+            raise As400ConfigError(f"AS400_PORT={self.port} is not a TCP port")
+        if self.batch_rows < 1:
+            raise As400ConfigError(f"AS400_BATCH_ROWS={self.batch_rows} must be positive")
+        self.options()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> As400Settings:
         """The AS400 integration's environment variables (AS400_*), read without Dagster."""
@@ -80,24 +155,47 @@ class As400Settings:
         ssl = (env.get("AS400_SSL") or "true").strip().lower()
         if ssl not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
             raise ValueError(f"AS400_SSL={ssl!r} must be true or false")
-        port = env.get("AS400_PORT")
         return cls(
             username=env.get("AS400_USERNAME", ""),
             password=env.get("AS400_PASSWORD", ""),
             allowed_tables=parse_whitelist(env.get("AS400_ALLOWED_TABLES", "")),
             dsn=env.get("AS400_DSN") or None,
             server=env.get("AS400_SERVER") or None,
-            port=int(port) if port else None,
+            port=_whole_number(env, "AS400_PORT", None),
             database=env.get("AS400_DATABASE") or None,
             ssl=ssl in {"true", "1", "yes", "on"},
             driver=env.get("AS400_ODBC_DRIVER", "IBM i Access ODBC Driver"),
             profile=profile,  # type: ignore[arg-type]
             extra_options=env.get("AS400_ODBC_OPTIONS", ""),
-            batch_rows=int(env.get("AS400_BATCH_ROWS", str(DEFAULT_BATCH_ROWS))),
+            batch_rows=_whole_number(env, "AS400_BATCH_ROWS", str(DEFAULT_BATCH_ROWS)) or 0,
         )
 
-    def connection_string(self, *, with_credentials: bool = False) -> str:
-        """ODBC keywords; the credentials are added only where a driver API cannot take them apart."""
+    def options(self) -> dict[str, str]:
+        """AS400_ODBC_OPTIONS as keywords: tuning keywords of the driver profile with plain values only."""
+        allowed = {name.upper(): name for name in TUNABLE_KEYWORDS[self.profile]}
+        options: dict[str, str] = {}
+        for option in filter(None, (item.strip() for item in self.extra_options.split(";"))):
+            key, separator, value = (part.strip() for part in option.partition("="))
+            if key.upper() in _CREDENTIAL_KEYWORDS:
+                raise As400ConfigError("AS400_ODBC_OPTIONS must not carry credentials; use AS400_USERNAME/PASSWORD")
+            if key.upper() not in allowed:
+                raise As400ConfigError(
+                    f"AS400_ODBC_OPTIONS: {key!r} is not a tuning keyword of the {self.profile} driver profile "
+                    f"({', '.join(sorted(allowed.values()))}); target, TLS and read-only keywords come from "
+                    "the AS400_* settings"
+                )
+            if not separator or not _OPTION_VALUE.fullmatch(value):
+                raise As400ConfigError(
+                    f"AS400_ODBC_OPTIONS: {allowed[key.upper()]} needs a plain value (letters, digits, . _ -)"
+                )
+            options[allowed[key.upper()]] = value
+        return options
+
+    def connection_string(self, *, with_credentials: bool = False, bind_on_server: bool = False) -> str:
+        """ODBC keywords; the credentials are added only where a driver API cannot take them apart.
+
+        `bind_on_server` for statements whose parameters carry values (see SERVER_BINDING_KEYWORDS).
+        """
         parts: dict[str, str] = {}
         if self.dsn:
             parts["DSN"] = self.dsn
@@ -118,11 +216,9 @@ class As400Settings:
                 parts["Database"] = self.database
             parts["SSLmode"] = "require" if self.ssl else "disable"
         parts.update(PROFILE_KEYWORDS[self.profile])
-        for option in filter(None, (item.strip() for item in self.extra_options.split(";"))):
-            key, _, value = option.partition("=")
-            if key.strip().upper() in {"UID", "PWD", "USER", "PASSWORD"}:
-                raise ValueError("AS400_ODBC_OPTIONS must not carry credentials; use AS400_USERNAME/PASSWORD")
-            parts[key.strip()] = value.strip()
+        parts.update(self.options())
+        if bind_on_server:
+            parts.update(SERVER_BINDING_KEYWORDS[self.profile])
         if with_credentials:
             parts["UID"] = _odbc_value(self.username)
             parts["PWD"] = _odbc_value(self.password)
@@ -135,6 +231,12 @@ class As400Settings:
                 text = text.replace(secret, "***")
         return text
 
+    def connection_error(self, what: str, exc: Exception) -> As400ConnectionError:
+        """The driver's error as ours, password removed; a refused sign-on becomes As400AuthenticationError."""
+        text = str(exc)
+        kind = As400AuthenticationError if _AUTHENTICATION_FAILURE.search(text) else As400ConnectionError
+        return kind(f"{what}: {self.redact(text)}")
+
     def describe(self) -> str:
         """Where this connects to, for messages and the UI (no secrets)."""
         target = f"DSN {self.dsn}" if self.dsn else f"{self.server or '?'}:{self.port or 'default'}"
@@ -142,18 +244,17 @@ class As400Settings:
 
     @contextmanager
     def connect(self) -> Iterator[pyodbc.Connection]:
-        """A pyodbc connection in read-only access mode, autocommit so no transaction holds locks."""
+        """A pyodbc connection in read-only access mode, autocommit so no transaction holds locks; its
+        statements are small (catalog, counts, probes, replay keys) and bind their values at the server."""
         try:
             connection = pyodbc.connect(
-                self.connection_string(with_credentials=True),
+                self.connection_string(with_credentials=True, bind_on_server=True),
                 readonly=True,
                 autocommit=True,
                 timeout=self.login_timeout_seconds,
             )
         except pyodbc.Error as exc:
-            raise As400ConnectionError(
-                f"cannot connect to the AS400 ({self.describe()}): {self.redact(str(exc))}"
-            ) from None
+            raise self.connection_error(f"cannot connect to the AS400 ({self.describe()})", exc) from None
         try:
             yield connection
         finally:

@@ -4,6 +4,11 @@ Every statement sent to the AS400 is built here and then passed through `guard_s
 only one read-only SELECT over whitelisted tables. Values are never part of the text: they travel as
 bound parameters. Only the common subset of Db2 for i and PostgreSQL is emitted (`FETCH FIRST n ROWS
 ONLY`, `FOR READ ONLY`, quoted upper-case names, `?` markers).
+
+A `streamed` statement (the table read) goes through a server-side cursor; on the stand-in psqlODBC then
+writes its parameters into the cursor's text itself (escaped), which is why only integers the code
+computed may be parameters of a streamed statement. Every other statement is sent with its values
+bound at the server (see `As400Settings.connection_string`).
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from erp_pipelines.sources.base import PermanentSourceError
+
 IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_#@$]{0,127}$")
 
 
-class UnsafeSqlError(ValueError):
-    """A name or statement that must not reach the AS400."""
+class UnsafeSqlError(PermanentSourceError, ValueError):
+    """A name, value or statement that must not reach the AS400."""
 
 
 def quote_identifier(name: str) -> str:
@@ -52,13 +59,17 @@ class QualifiedTable:
 
 def parse_whitelist(text: str) -> frozenset[QualifiedTable]:
     """AS400_ALLOWED_TABLES: comma-separated LIBRARY.TABLE names; a bad entry is an error, not skipped."""
-    return frozenset(QualifiedTable.parse(item) for item in text.split(",") if item.strip())
+    try:
+        return frozenset(QualifiedTable.parse(item) for item in text.split(",") if item.strip())
+    except UnsafeSqlError as exc:
+        raise UnsafeSqlError(f"AS400_ALLOWED_TABLES: {exc}") from None
 
 
 @dataclass(frozen=True)
 class Statement:
     sql: str
     parameters: tuple[str, ...] = ()
+    streamed: bool = False
 
 
 def select_rows(
@@ -76,10 +87,10 @@ def select_rows(
         date_column, time_column = (quote_identifier(c) for c in change_columns)
         sql += f" WHERE ({date_column} > ? OR ({date_column} = ? AND {time_column} >= ?))"
         date, time = changed_since
-        parameters = (str(date), str(date), str(time))
+        parameters = (str(int(date)), str(int(date)), str(int(time)))
     if order_by:
         sql += f" ORDER BY {', '.join(quote_identifier(c) for c in order_by)}"
-    return Statement(sql + " FOR READ ONLY", parameters)
+    return Statement(sql + " FOR READ ONLY", parameters, streamed=True)
 
 
 def select_keys(table: QualifiedTable, columns: Sequence[str], key_columns: Sequence[str],
@@ -90,6 +101,9 @@ def select_keys(table: QualifiedTable, columns: Sequence[str], key_columns: Sequ
     match = " AND ".join(f"{quote_identifier(c)} = ?" for c in key_columns)
     if any(len(key) != len(key_columns) for key in keys):
         raise UnsafeSqlError(f"every key must have {len(key_columns)} value(s) for {', '.join(key_columns)}")
+    for key in keys:
+        if any("\x00" in str(value) for value in key):
+            raise UnsafeSqlError(f"key {'|'.join(map(str, key))!r} holds a NUL character, which no driver can bind")
     where = " OR ".join(f"({match})" for _ in keys)
     sql = f"SELECT {', '.join(quote_identifier(c) for c in columns)} FROM {table.sql} WHERE {where} FOR READ ONLY"
     return Statement(sql, tuple(str(value) for key in keys for value in key))

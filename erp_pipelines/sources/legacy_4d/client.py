@@ -25,6 +25,8 @@ from urllib.parse import quote
 
 import requests
 
+from erp_pipelines.sources.base import SourceAuthenticationError
+
 log = logging.getLogger(__name__)
 
 Condition = tuple[str, str, object]
@@ -38,6 +40,10 @@ _NULL_OPERATORS = {"=": "=", "==": "=", "===": "=", "!=": "!=", "#": "!=", "!=="
 _BANG_DATE = re.compile(r"^(\d{1,2})!(\d{1,2})!(\d{1,4})$")
 _EMPTY_DATES = frozenset({"0!0!0", "00!00!0000", "00!00!00"})
 _MS_PER_DAY = 86_400_000
+# The host goes into every URL: a name or an address, never a path, query, fragment or user part.
+_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|\[[0-9A-Fa-f:.]+\]")
+# Credentials travel as HTTP header values: Latin-1, no control characters, no surrounding spaces.
+_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Legacy4DError(Exception):
@@ -57,7 +63,7 @@ class Legacy4DLicenseError(Legacy4DError):
     """HTTP 402 / errCode 1823: every 4D client license is taken; retry the run later."""
 
 
-class Legacy4DAuthError(Legacy4DError):
+class Legacy4DAuthError(Legacy4DError, SourceAuthenticationError):
     """HTTP 401 / errCode 1822: login refused or session not authenticated."""
 
 
@@ -103,6 +109,14 @@ def parse_4d_time(ms: int | float | str) -> dt.time:
     return dt.time(hours, minutes, seconds, millis * 1000)
 
 
+def _header_safe(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not _HEADER_UNSAFE.search(value) and value == value.strip()
+
+
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"invalid 4D {what} name: {name!r}")
@@ -111,6 +125,8 @@ def _check_name(name: str, what: str) -> str:
 
 def _param_value(value: object) -> object:
     """JSON-able placeholder value: dates as ISO ``YYYY-MM-DD``, times as milliseconds."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"a 4D filter value holds a NUL character, which 4D cannot compare: {value!r}")
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, dt.date):
@@ -185,6 +201,16 @@ class Legacy4DClient:
     ) -> None:
         if scheme not in ("http", "https"):
             raise ValueError(f"scheme must be http or https, not {scheme!r}")
+        if not isinstance(host, str) or not _HOST.fullmatch(host):
+            raise ValueError(f"4D host (LEGACY_API_HOST) {host!r} must be a host name or an IP address")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65_536:
+            raise ValueError(f"4D port (LEGACY_API_PORT) {port!r} is not a TCP port")
+        if username is not None and not _header_safe(username):
+            raise ValueError(f"4D user (LEGACY_API_USERNAME) {username!r} cannot travel in an HTTP header: "
+                             "Latin-1 text without control characters or surrounding spaces")
+        if password is not None and not _header_safe(password):
+            raise ValueError("4D password (LEGACY_API_PASSWORD) cannot travel in an HTTP header: Latin-1 text "
+                             "without control characters or surrounding spaces")
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.host = host
