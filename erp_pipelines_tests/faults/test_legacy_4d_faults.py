@@ -32,8 +32,12 @@ from erp_sandbox.legacy_4d.store import LegacyStore
 
 pytestmark = pytest.mark.integration
 
-PRODUCTS = 200  # 200 products, 100 customers, 400 orders: 8 and 16 batches of BATCH
+# 200 products, 100 customers, 400 orders, in batches of 25: every run below reads 8 or more batches. When the
+# first batch is committed the engine has read at most four more (one loading, one queued, one being
+# validated, one prefetched), so a fault armed then lands on a page still to be read.
+PRODUCTS = 200
 BATCH = 25
+UNEDITED = 3
 TIMEOUT = 0.5  # the client's read timeout in the timeout cases; an injected delay of DELAY outlasts it
 DELAY = 1.2
 
@@ -88,17 +92,17 @@ def _sync(table: Table, server: EmulatorServer, app_db: sa.Engine, timeout: floa
 
 
 def _prepare(table: Table, server: EmulatorServer, app_db: sa.Engine, store: LegacyStore, initial: bool) -> int:
-    """Loads the parents; for a merge also the table itself, then edits every second entity so the next
-    incremental run reads several batches. Returns how many entities that run has to read."""
+    """Loads the parents; for a merge also the table itself, then edits all entities but the last UNEDITED
+    so the next incremental run reads many batches. Returns how many entities that run has to read."""
     for parent in table.parents:
         run_sync(get_spec(parent), legacy_source(server), app_db, mode="full")
     count = store.count(table.spec.source_table)
     if initial:
         return count
     _sync(table, server, app_db, mode="full")
-    store.save(table.spec.source_table, [{"__KEY": key, **table.edit(key)} for key in range(2, count + 1, 2)],
-               atomic=True)
-    return count // 2
+    edited = range(1, count - UNEDITED + 1)
+    store.save(table.spec.source_table, [{"__KEY": key, **table.edit(key)} for key in edited], atomic=True)
+    return len(edited)
 
 
 def _in_sync(table: Table, store: LegacyStore, app_db: sa.Engine) -> None:
@@ -136,11 +140,10 @@ TRANSIENT = {
 
 
 @pytest.mark.parametrize(("fault", "entity"), [
-    ("http_500", "erp_product"),
     ("http_500", "erp_order"),
-    ("timeout", "erp_order"),
-    ("connection_closed", "erp_product"),
-    ("session_expired", "erp_order"),
+    ("timeout", "erp_product"),
+    ("connection_closed", "erp_order"),
+    ("session_expired", "erp_product"),
 ])
 def test_transient_fault_mid_read_is_retried_and_the_run_completes(
     fault: str, entity: str, server: EmulatorServer, store: LegacyStore, app_db: sa.Engine,
@@ -186,13 +189,10 @@ PERSISTENT: dict[str, tuple[list[dict[str, Any]], type[Legacy4DError], tuple[str
 @pytest.mark.parametrize(("fault", "entity", "initial"), [
     ("http_500", "erp_product", True),
     ("http_500", "erp_order", False),
-    ("timeout", "erp_product", False),
-    ("timeout", "erp_order", True),
-    ("session_expired", "erp_product", True),
+    ("timeout", "erp_product", True),
     ("session_expired", "erp_order", False),
     ("licenses_exhausted", "erp_product", False),
-    ("licenses_exhausted", "erp_order", True),
-    ("relogin_without_license", "erp_product", False),
+    ("relogin_without_license", "erp_order", True),
 ])
 def test_persistent_fault_mid_read_fails_the_run_cleanly_and_the_next_run_completes(
     fault: str, entity: str, initial: bool, server: EmulatorServer, store: LegacyStore, app_db: sa.Engine,
@@ -240,12 +240,12 @@ def _edit_while_reading(table: Table, store: LegacyStore, last: int, stamps: lis
         stamps.append(store.global_stamp())
         dataclass = table.spec.source_table
         store.update(dataclass, 4, table.edit(5000))  # already read
-        store.update(dataclass, last - 4, table.edit(5001))  # not yet read
-        store.update(dataclass, last - 3, table.edit(5002))  # not read by a merge (unchanged before the run)
+        store.update(dataclass, last - 10, table.edit(5001))  # not yet read
+        store.update(dataclass, last - 1, table.edit(5002))  # not read by a merge (unchanged before the run)
         store.insert(dataclass, [table.new(last + 100)])
-        store.delete(dataclass, [6, last - 6])
-        store.delete(dataclass, [last - 8])
-        store.insert(dataclass, [table.new(last - 8)])
+        store.delete(dataclass, [6, last - 12])
+        store.delete(dataclass, [last - 14])
+        store.insert(dataclass, [table.new(last - 14)])
     return on_batch
 
 
@@ -269,7 +269,7 @@ def test_entities_changed_inserted_and_deleted_while_pages_are_read(
     with app_db.connect() as connection:
         gone = connection.execute(sa.text(
             f"select legacy_id from {table.spec.target_table} where deleted_at is not null order by 1")).scalars().all()
-    assert gone == ([6] if initial else [6, last - 6])  # a merge had loaded `last - 6` before it was deleted
+    assert gone == ([6] if initial else [6, last - 12])  # a merge had loaded `last - 12` before it was deleted
     third = _sync(table, server, app_db)
     assert (third.processed, third.deleted) == (0, 0)  # the watermark moved past everything that was applied
     _in_sync(table, store, app_db)
