@@ -82,14 +82,19 @@ def app_url() -> str:
     return url
 
 
-@pytest.fixture
-def app_db(app_url: str) -> sa.Engine:
-    """The application database, emptied before each test."""
-    engine = app_engine(app_url)
+def empty_app_database(url: str) -> sa.Engine:
+    """The application database with every table emptied (for fixtures of any scope)."""
+    engine = app_engine(url)
     names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"truncate {names} restart identity cascade")
     return engine
+
+
+@pytest.fixture
+def app_db(app_url: str) -> sa.Engine:
+    """The application database, emptied before each test."""
+    return empty_app_database(app_url)
 
 
 @pytest.fixture(scope="session")
@@ -121,8 +126,13 @@ def as400_source_sql(as400_owner_url: str) -> Iterator[Callable[[str], None]]:
     connection.close()
 
 
-@pytest.fixture
-def as400() -> As400Resource:
+def as400_test_resource() -> As400Resource:
     """The AS400 resource as production configures it, pointed at the stand-in's test database."""
     env = dict(os.environ, AS400_DATABASE=os.environ["TEST_AS400_DATABASE"])
     return as400_resource(env, secrets_from_env_var=False)
+
+
+@pytest.fixture
+def as400() -> As400Resource:
+    """The AS400 resource as production configures it, pointed at the stand-in's test database."""
+    return as400_test_resource()

@@ -81,16 +81,21 @@ def legacy4d_seeded(legacy4d_store: LegacyStore) -> dict:
     return seed_store(legacy4d_store.url, products=200, seed=7, bad_share=0.05)
 
 
+def start_emulator(store_url: str, **overrides: Any) -> EmulatorServer:
+    """An emulator on a free port, login required unless ``username=None`` (for fixtures of any scope)."""
+    options: dict[str, Any] = {"licenses": 3, "app_name": APP_NAME, "username": USERNAME, "password": PASSWORD,
+                               "ensure_schema": False}
+    options.update(overrides)
+    return EmulatorServer(store_url, port=0, **options).start()
+
+
 @pytest.fixture
 def make_legacy4d_server(legacy4d_store: LegacyStore) -> Iterator[Callable[..., EmulatorServer]]:
     """Start emulators on free ports (login required unless ``username=None``); all are stopped afterwards."""
     servers: list[EmulatorServer] = []
 
     def _make(**overrides: Any) -> EmulatorServer:
-        options: dict[str, Any] = {"licenses": 3, "app_name": APP_NAME, "username": USERNAME, "password": PASSWORD,
-                                   "ensure_schema": False}
-        options.update(overrides)
-        server = EmulatorServer(legacy4d_store.url, port=0, **options).start()
+        server = start_emulator(legacy4d_store.url, **overrides)
         servers.append(server)
         return server
 

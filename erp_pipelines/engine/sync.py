@@ -211,6 +211,7 @@ def _load(
     writer.prepare(track_seen_keys=full)
     report.atomic = writer.single_transaction
     resolve = audit.has_open_errors()
+    replayed: set[str] = set()
     if replay:
         keys = audit.open_error_keys()
         report.watermark_after = watermark
@@ -229,8 +230,15 @@ def _load(
         rows = sorted(rejected)
         report.rejected_new += audit.record_errors(run_id, batch.raw, rows, [rejected[row] for row in rows])
         if resolve:
-            loaded = np.setdiff1d(batch.passed, np.array(sorted(outcome.rejected), dtype=np.int64))
-            audit.resolve_errors(run_id, source_keys(spec, batch.raw.take(pa.array(loaded, pa.int64()))).to_pylist())
+            batch_keys = source_keys(spec, batch.raw)
+            passed = np.setdiff1d(batch.passed, np.array(sorted(outcome.rejected), dtype=np.int64))
+            loaded = batch_keys.take(pa.array(passed, pa.int64()))
+            if rows:  # a key also rejected in this batch (a duplicate of a loaded row) is still a problem
+                again = batch_keys.take(pa.array(rows, pa.int64()))
+                loaded = loaded.filter(pc.invert(pc.is_in(loaded, value_set=again)))
+            audit.resolve_errors(run_id, loaded.to_pylist())
+            if replay:
+                replayed.update(batch_keys.to_pylist())
         if not writer.single_transaction:
             connection.commit()
         report.batches += 1
@@ -249,6 +257,9 @@ def _load(
                 background.submit(decode_and_validate(spec, raw))
         writer.finish()
         if replay:
+            # A quarantined record the source no longer has under its key (deleted, or its key was the fault
+            # and got corrected) has nothing left to load: its entry is closed by this run.
+            audit.resolve_errors(run_id, sorted(set(keys) - replayed))
             connection.commit()
             return
         deleted_keys = extraction.deleted_keys()

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pandera.errors
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.decoders import python_value
-from erp_pipelines.sources.base import SchemaDriftError, require_source_columns
+from erp_pipelines.sources.base import STRUCTURED_VALUES, SchemaDriftError, require_source_columns
 
 
 @dataclass
@@ -56,10 +57,25 @@ def _describe(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _structured_rows(raw: pa.RecordBatch) -> dict[str, np.ndarray]:
+    """Source column → rows whose value was a JSON object or array (listed by the adapter)."""
+    if STRUCTURED_VALUES not in raw.schema.names:
+        return {}
+    listed = raw.column(STRUCTURED_VALUES)
+    names = pc.list_flatten(listed).to_numpy(zero_copy_only=False)
+    rows = pc.list_parent_indices(listed).to_numpy(zero_copy_only=False)
+    return {name: rows[names == name] for name in set(names.tolist())}
+
+
 def decode(spec: TableSpec, raw: pa.RecordBatch, failures: RowFailures) -> pa.Table:
     """Runs every column's decoder; undecodable values become NULL and a failure of that row."""
     arrays = []
+    structured = _structured_rows(raw)
     for column in spec.columns:
+        for name in column.source:
+            for row in structured.get(name, ()):
+                failures.add(int(row), f"{column.target}:decode", f"{column.target}: {name}="
+                             f"{_describe(raw.column(name)[row].as_py())} is a JSON object or array, not a value")
         decoded = column.decoder([raw.column(name) for name in column.source])
         if decoded.invalid is not None:
             sources = [raw.column(name) for name in column.source]
@@ -82,6 +98,9 @@ def apply_model(spec: TableSpec, frame: pd.DataFrame, failures: RowFailures) -> 
             problems = "; ".join(f"{r.column}: {r.check}" for r in structural.itertuples())
             raise SchemaDriftError(f"decoded frame of '{spec.entity}' does not match its model: {problems}") from exc
         for case in cases.itertuples():
+            if case.schema_context == "DataFrameSchema":  # a rule across columns: one failure, not one per column
+                failures.add(int(case.index), f"{spec.entity}:{case.check}", f"{spec.entity}: {case.check}")
+                continue
             column = case.column if isinstance(case.column, str) else spec.entity
             if f"{column}:decode" in failures.by_row.get(int(case.index), {}):
                 continue

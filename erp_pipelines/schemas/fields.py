@@ -33,14 +33,23 @@ def no_control_characters(series: pd.Series, *, flag: bool) -> pd.Series:
 
 
 @register_check_method(statistics=["flag"])
+def no_replacement_characters(series: pd.Series, *, flag: bool) -> pd.Series:
+    """Text must not carry U+FFFD: it stands where a converter upstream already lost a character (invalid
+    bytes, an unpaired surrogate), and loading it would make the loss permanent."""
+    if not flag:
+        return series.notna() | True
+    return ~series.str.contains("\ufffd", regex=False).fillna(False).astype(bool)
+
+
+@register_check_method(statistics=["flag"])
 def not_blank(series: pd.Series, *, flag: bool) -> pd.Series:
     """Required text: NULL, empty and all-blank values are refused."""
     return series.notna() & (series.str.strip().str.len() > 0) if flag else series.notna() | True
 
 
 def text(*, required: bool = False, max_length: int | None = None, nullable: bool = True, **kwargs: Any) -> Any:
-    """A text field: no control characters, optionally required (not blank) and bounded in length."""
-    checks: dict[str, Any] = {"no_control_characters": True}
+    """A text field: no control characters or lost characters, optionally required (not blank) and bounded."""
+    checks: dict[str, Any] = {"no_control_characters": True, "no_replacement_characters": True}
     if required:
         checks["not_blank"] = True
     if max_length is not None:

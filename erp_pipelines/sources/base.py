@@ -12,6 +12,11 @@ from erp_pipelines.catalog.spec import TableSpec
 
 Watermark = dict[str, Any]
 
+STRUCTURED_VALUES = "__structured_values"
+"""Optional list<string> column of a raw batch: per row, the source columns whose value was structured (a
+JSON object or array from 4D) where the spec reads a single value. The adapter keeps such values as JSON
+text for the quarantine; the validator rejects the row, naming the column."""
+
 
 class SyncSourceError(Exception):
     """Base class of source errors; their messages never contain credentials."""
@@ -34,14 +39,27 @@ class SchemaDriftError(PermanentSourceError):
     """The source table no longer has the columns the spec reads."""
 
 
-def require_source_columns(spec: TableSpec, present: set[str] | list[str], where: str) -> None:
-    """Schema drift check shared by every adapter: the source must still have every column the spec reads."""
+def require_source_columns(
+    spec: TableSpec, present: set[str] | list[str], where: str, *, complete: bool = False
+) -> None:
+    """Schema drift check shared by every adapter: the source must still have every column the spec reads.
+
+    With `complete` (`present` is the table's whole column list, read from the source's catalog) a column
+    the spec does not know is drift too: a new source field would otherwise be dropped silently. A spec that
+    reads only the distinct values of one column (a derived reference table) does not own the others.
+    """
     missing = [name for name in spec.source_columns if name not in present]
+    known = set(spec.source_columns)
+    unexpected = [name for name in present if name not in known] if complete and not spec.distinct_values_of else []
+    problems = []
     if missing:
-        raise SchemaDriftError(
-            f"schema drift in {where}: column(s) {', '.join(missing)} expected by the "
-            f"'{spec.entity}' spec are missing at the source"
+        problems.append(
+            f"column(s) {', '.join(missing)} expected by the '{spec.entity}' spec are missing at the source"
         )
+    if unexpected:
+        problems.append(f"column(s) {', '.join(unexpected)} at the source are not in the '{spec.entity}' spec")
+    if problems:
+        raise SchemaDriftError(f"schema drift in {where}: {'; '.join(problems)}")
 
 
 class TableNotAllowedError(PermanentSourceError):

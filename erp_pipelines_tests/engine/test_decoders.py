@@ -13,6 +13,7 @@ from erp_pipelines.engine.decoders import (
     CyymmddDate,
     CyymmddHhmmssTimestamp,
     Decimal,
+    EbcdicText,
     Flag,
     FourDDate,
     FourDTime,
@@ -143,3 +144,36 @@ def test_boolean_and_integer() -> None:
     decoded = Integer()([pa.array(["12", "x", None])])
     assert decoded.values.to_pylist() == [12, None, None]
     assert decoded.invalid_rows().tolist() == [False, True, False]
+
+
+def test_boolean_and_integer_name_their_own_reason() -> None:
+    assert Boolean()([pa.array(["yes"])]).reason == "is not a boolean"
+    decoded = Integer()([pa.array([" 7 ", "99999999999999999999", "-3"])])  # beyond 64 bits: a reject, no crash
+    assert decoded.values.to_pylist() == [7, None, -3]
+    assert decoded.invalid_rows().tolist() == [False, True, False]
+
+
+def test_ebcdic_bytes_decode_with_code_page_037() -> None:
+    """CCSID 65535 columns: EBCDIC in, text out (accents included), trailing EBCDIC blanks dropped."""
+    raw = pa.array(["GRÖSSE ½ ZOLL   ".encode("cp037"), b"", None, "   ".encode("cp037")], pa.binary())
+    decoded = EbcdicText()([raw])
+    assert decoded.values.to_pylist() == ["GRÖSSE ½ ZOLL", "", None, ""]
+    assert not decoded.invalid_rows().any()
+    assert EbcdicText(blank_as_null=True)([raw]).values.to_pylist() == ["GRÖSSE ½ ZOLL", None, None, None]
+
+
+def test_ebcdic_bytes_that_are_no_text_are_rejected() -> None:
+    """A packed number or x'00' fill in a FOR BIT DATA column decodes to control characters: not text."""
+    raw = pa.array([b"\x00\x00\x12\x3f", "OK".encode("cp037"), b"\xc1\x25"], pa.binary())  # x'25' = LF
+    decoded = EbcdicText()([raw])
+    assert decoded.invalid_rows().tolist() == [True, False, True]
+    assert decoded.values.to_pylist() == [None, "OK", None]
+    assert decoded.reason == "is not EBCDIC text (CCSID 37)"
+
+
+def test_ebcdic_accepts_fixed_width_slices_and_translated_text() -> None:
+    fixed = pa.array(["AB".encode("cp037"), "CD".encode("cp037"), "E ".encode("cp037")], pa.binary(2))
+    assert EbcdicText()([fixed.slice(1)]).values.to_pylist() == ["CD", "E"]
+    variable = pa.array([b"\x00", "FG ".encode("cp037")], pa.binary()).slice(1)
+    assert EbcdicText()([variable]).values.to_pylist() == ["FG"]
+    assert EbcdicText()([pa.array(["TRANSLATED  "])]).values.to_pylist() == ["TRANSLATED"]  # TRANSLATE=1

@@ -256,6 +256,46 @@ class FaultInjector:
             return [asdict(f) for f in self._faults]
 
 
+class RawValues:
+    """Attribute values sent in place of the stored ones (emulator extension, for bad-input tests).
+
+    What a 4D server sends when a field's content does not fit its catalog type (an object field, a computed
+    attribute, a field retyped in the structure, a buggy plug-in): text where a number belongs, ``31!2!2020``,
+    objects, a bare ``NaN``, unpaired surrogates. Set per entity key; cleared, the stored values show again.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[str, dict[str, object]]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, spec: Mapping) -> None:
+        dc = DATACLASSES.get(str(spec.get("dataclass")))
+        values = spec.get("values")
+        if dc is None or spec.get("key") is None or not isinstance(values, dict) or not values or any(
+            dc.attribute(name) is None or name == dc.key for name in values
+        ):
+            raise malformed("raw values need a dataclass, an entity key and values of its other attributes")
+        with self._lock:
+            self._values.setdefault(dc.name, {}).setdefault(str(spec["key"]), {}).update(values)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+    def apply(self, dc: DataClass, body: str) -> str:
+        """Comma-joined entity JSON with the raw values put in (only attributes the request asked for)."""
+        with self._lock:
+            raw = {key: dict(values) for key, values in self._values.get(dc.name, {}).items()}
+        if not raw or not body:
+            return body
+        entities = json.loads(f"[{body}]")
+        for entity in entities:
+            for name, value in raw.get(str(entity.get("__KEY")), {}).items():
+                if name in entity:
+                    entity[name] = value
+        return ",".join(json.dumps(entity) for entity in entities)
+
+
 # Requests kept by the request log (GET /_emulator/requests): a whole test sync fits, a demo stays bounded.
 REQUEST_LOG_SIZE = 20_000
 
@@ -347,6 +387,7 @@ class RestApp:
         self.sessions = SessionManager(config.licenses, config.session_timeout)
         self.entity_sets = EntitySetRegistry()
         self.faults = FaultInjector()
+        self.raw_values = RawValues()
         self.stats = Stats()
 
     # entry point
@@ -511,6 +552,7 @@ class RestApp:
             ))
             return self._set_page(dc, entity_set, spec, query)
         page = self.store.page(dc, spec, where, sql, order, top, skip)
+        page.body = self.raw_values.apply(dc, page.body)
         if query.get("$asArray", "").lower() == "true":
             return Response(200, f"[{page.body}]".encode())
         return Response(200, _envelope(dc, page, skip))
@@ -553,6 +595,7 @@ class RestApp:
         text = self.store.one(dc, spec, where, sql)
         if text is None:
             raise entity_not_found(dc.name, shown)
+        text = self.raw_values.apply(dc, text)
         name = json.dumps(dc.name)
         return Response(200, f'{{"__DATACLASS":{name},"__entityModel":{name},{text[1:]}'.encode())
 
@@ -593,6 +636,7 @@ class RestApp:
         top = parse_int(query, "$top", "$limit", default=DEFAULT_TOP) or 0
         skip = parse_int(query, "$skip", default=0) or 0
         page = self.store.page_by_keys(dc, spec, entity_set.keys[skip:skip + top])
+        page.body = self.raw_values.apply(dc, page.body)
         page.count = len(entity_set.keys)
         return Response(200, _envelope(dc, page, skip, entity_set.id))
 
@@ -681,6 +725,12 @@ class RestApp:
             return _json({"ok": True, "fault": asdict(self.faults.add(payload))}, 201)
         if path == "/_emulator/faults" and method == "DELETE":
             self.faults.clear()
+            return _json({"ok": True})
+        if path == "/_emulator/raw_values" and method == "POST":
+            self.raw_values.put(payload)
+            return _json({"ok": True}, 201)
+        if path == "/_emulator/raw_values" and method == "DELETE":
+            self.raw_values.clear()
             return _json({"ok": True})
         if path == "/_emulator/stats" and method == "GET":
             return _json({

@@ -132,12 +132,12 @@ class As400Source:
                 raise self.settings.connection_error(f"query on {table} failed", exc) from None
 
     def check_columns(self, spec: TableSpec) -> None:
-        """Fails with the missing column names when the source no longer matches the spec."""
+        """Fails naming the columns when the source table no longer matches the spec (missing or new ones)."""
         table = self.table_of(spec)
-        present = {row[0].strip() for row in self._query(sql.table_columns(table), table)}
+        present = [row[0].strip() for row in self._query(sql.table_columns(table), table)]
         if not present:
             raise SchemaDriftError(f"table {table} was not found in the AS400 catalog (QSYS2.SYSCOLUMNS2)")
-        require_source_columns(spec, present, str(table))
+        require_source_columns(spec, present, str(table), complete=True)
 
     @staticmethod
     def changed_since(spec: TableSpec, since: Watermark | None) -> tuple[int, int] | None:

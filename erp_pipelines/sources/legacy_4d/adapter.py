@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,7 +10,13 @@ from typing import Any
 import pyarrow as pa
 
 from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.sources.base import SchemaDriftError, TableNotAllowedError, Watermark, require_source_columns
+from erp_pipelines.sources.base import (
+    STRUCTURED_VALUES,
+    SchemaDriftError,
+    TableNotAllowedError,
+    Watermark,
+    require_source_columns,
+)
 from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
 
 GLOBAL_STAMP = "__GlobalStamp"
@@ -20,22 +27,42 @@ def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.Re
     """JSON entities → an Arrow batch of the wanted attributes.
 
     A column whose values do not share one JSON type (bad data: a number as text, an object where a
-    string belongs) is kept as text, so the decoders can name the offending record instead of failing
-    the batch.
+    string belongs, an integer beyond 64 bits, text with an unpaired surrogate) is kept as text, so the
+    decoders can name the offending record instead of failing the batch. Objects and arrays (other than
+    relation stubs) become their JSON text and are listed in `STRUCTURED_VALUES` for the validator.
     """
     arrays = []
+    structured: list[list[str]] = [[] for _ in records]
     for name in columns:
         values = [record.get(name) for record in records]
-        if any(type(value) is dict for value in values):
+        if any(type(value) is dict or type(value) is list for value in values):
             values = [deferred_key(value) for value in values]
+            for row, value in enumerate(values):
+                if isinstance(value, dict | list):
+                    structured[row].append(name)
         try:
             array = pa.array(values)
             if pa.types.is_struct(array.type) or pa.types.is_list(array.type):
                 raise pa.ArrowInvalid("nested value")
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            array = pa.array([None if value is None else str(value) for value in values], pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
+            array = _as_text(values)
         arrays.append(array)
+    if any(structured):
+        arrays.append(pa.array([names or None for names in structured], pa.list_(pa.string())))
+        columns = [*columns, STRUCTURED_VALUES]
     return pa.RecordBatch.from_arrays(arrays, names=columns)
+
+
+def _as_text(values: list[Any]) -> pa.Array:
+    """Values of mixed JSON types as text; an unpaired surrogate (valid JSON, invalid Unicode) becomes U+FFFD,
+    which the text rules then reject."""
+    texts = [None if value is None else json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list)
+             else str(value) for value in values]
+    try:
+        return pa.array(texts, pa.string())
+    except UnicodeEncodeError:
+        return pa.array([None if text is None else text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+                         for text in texts], pa.string())
 
 
 class Legacy4DExtraction:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from erp_pipelines.sources.base import STRUCTURED_VALUES
 from erp_pipelines.sources.legacy_4d.adapter import records_to_batch
 from erp_pipelines.sources.legacy_4d.client import deferred_key
 
@@ -31,7 +32,20 @@ def test_mixed_or_nested_values_become_text() -> None:
         [{"Price": 10, "Tags": {"a": 1}}, {"Price": "ten", "Tags": {"b": 2}}, {"Price": None}], ["Price", "Tags"]
     )
     assert batch.column(0).to_pylist() == ["10", "ten", None]
-    assert batch.column(1).type == pa.string()
+    assert batch.column(1).to_pylist() == ['{"a": 1}', '{"b": 2}', None]
+
+
+def test_objects_and_arrays_are_listed_for_the_validator() -> None:
+    batch = records_to_batch([{"Name": "a"}, {"Name": {"en": "b"}}, {"Name": ["c"]}], ["Name"])
+    assert batch.column(STRUCTURED_VALUES).to_pylist() == [None, ["Name"], ["Name"]]
+    assert STRUCTURED_VALUES not in records_to_batch([{"Name": "a"}], ["Name"]).schema.names
+
+
+def test_unpaired_surrogates_and_huge_integers_do_not_break_the_batch() -> None:
+    """Valid JSON that Arrow cannot hold becomes text: U+FFFD for the surrogate, digits for the integer."""
+    batch = records_to_batch([{"Name": "ok", "Ref": 1}, {"Name": "bad \ud800", "Ref": 10**20}], ["Name", "Ref"])
+    assert batch.column(0).to_pylist() == ["ok", "bad \ufffd"]
+    assert batch.column(1).to_pylist() == ["1", "100000000000000000000"]
 
 
 def test_relation_attribute_becomes_its_key() -> None:
