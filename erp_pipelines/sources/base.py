@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -33,6 +34,26 @@ class SourceAuthenticationError(PermanentSourceError):
 
 class InvalidWatermarkError(PermanentSourceError):
     """The stored watermark cannot be a position in the source (edited by hand or from another version)."""
+
+
+class SettingError(PermanentSourceError, ValueError):
+    """A source setting that cannot be used as it is; the message names the setting, never a secret."""
+
+
+def number_setting(
+    env: Mapping[str, str], name: str, default: str | None, kind: type[int] | type[float] = int
+) -> int | float | None:
+    """A positive number from the environment (None when unset without default), refused naming the setting."""
+    text = (env.get(name) or default or "").strip()
+    if not text:
+        return None
+    try:
+        value = kind(text) if text.isascii() and "_" not in text else None
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise SettingError(f"{name}={text!r} must be a positive {'whole ' if kind is int else ''}number")
+    return value
 
 
 class SchemaDriftError(PermanentSourceError):

@@ -17,7 +17,7 @@ from typing import Literal
 import pyodbc
 
 from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
-from erp_pipelines.sources.base import PermanentSourceError, SourceAuthenticationError, SyncSourceError
+from erp_pipelines.sources.base import SettingError, SourceAuthenticationError, SyncSourceError, number_setting
 
 DriverProfile = Literal["ibmi", "postgresql"]
 # Rows per fetched Arrow batch: the memory bound of a sync (fetch buffers, decoded and staged copies).
@@ -86,24 +86,14 @@ class As400AuthenticationError(As400ConnectionError, SourceAuthenticationError):
     """The AS400 refused the user profile or its password (never retried, see SourceAuthenticationError)."""
 
 
-class As400ConfigError(PermanentSourceError, ValueError):
+class As400ConfigError(SettingError):
     """An AS400_* setting that cannot be used as it is; the message names the setting, never a password."""
 
 
-def _whole_number(env: Mapping[str, str], name: str, default: str | None) -> int | None:
-    text = (env.get(name) or default or "").strip()
-    if not text:
-        return None
-    if not text.isascii() or not text.isdigit():
-        raise As400ConfigError(f"{name}={text!r} must be a whole number")
-    return int(text)
-
-
-def _odbc_value(value: str) -> str:
-    """Braces a value when it holds characters with a meaning in connection strings."""
-    if any(ch in value for ch in ";{}= ") or value != value.strip():
-        return "{" + value.replace("}", "}}") + "}"
-    return value
+def _braced(value: str) -> str:
+    """A value in braces, taken literally by every driver: unbraced, psqlODBC would also decode %XX in a
+    password (a password holding `%41` would arrive as `A`)."""
+    return "{" + value.replace("}", "}}") + "}"
 
 
 @dataclass(frozen=True)
@@ -161,13 +151,13 @@ class As400Settings:
             allowed_tables=parse_whitelist(env.get("AS400_ALLOWED_TABLES", "")),
             dsn=env.get("AS400_DSN") or None,
             server=env.get("AS400_SERVER") or None,
-            port=_whole_number(env, "AS400_PORT", None),
+            port=number_setting(env, "AS400_PORT", None),  # type: ignore[arg-type]
             database=env.get("AS400_DATABASE") or None,
             ssl=ssl in {"true", "1", "yes", "on"},
             driver=env.get("AS400_ODBC_DRIVER", "IBM i Access ODBC Driver"),
             profile=profile,  # type: ignore[arg-type]
             extra_options=env.get("AS400_ODBC_OPTIONS", ""),
-            batch_rows=_whole_number(env, "AS400_BATCH_ROWS", str(DEFAULT_BATCH_ROWS)) or 0,
+            batch_rows=number_setting(env, "AS400_BATCH_ROWS", str(DEFAULT_BATCH_ROWS)),  # type: ignore[arg-type]
         )
 
     def options(self) -> dict[str, str]:
@@ -220,13 +210,15 @@ class As400Settings:
         if bind_on_server:
             parts.update(SERVER_BINDING_KEYWORDS[self.profile])
         if with_credentials:
-            parts["UID"] = _odbc_value(self.username)
-            parts["PWD"] = _odbc_value(self.password)
+            # The user needs no braces (its syntax characters are refused) and psqlODBC would keep them in
+            # the name; the password is always braced, which both drivers decode.
+            parts["UID"] = self.username
+            parts["PWD"] = _braced(self.password)
         return ";".join(f"{key}={value}" for key, value in parts.items())
 
     def redact(self, text: str) -> str:
         """Removes the password (and its ODBC-escaped form) from a message before it is shown."""
-        for secret in {self.password, _odbc_value(self.password)}:
+        for secret in sorted({self.password, _braced(self.password)}, key=len, reverse=True):
             if secret:
                 text = text.replace(secret, "***")
         return text

@@ -12,6 +12,7 @@ import pyarrow as pa
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.sources.base import (
     STRUCTURED_VALUES,
+    InvalidWatermarkError,
     SchemaDriftError,
     TableNotAllowedError,
     Watermark,
@@ -193,9 +194,25 @@ class Legacy4DSource:
                    if attribute.get("kind", "storage") == "storage"]
         require_source_columns(spec, present, f"4D {spec.source_table}", complete=True)
 
+    @staticmethod
+    def checked_watermark(spec: TableSpec, since: Watermark | None) -> Watermark | None:
+        """The stored watermark with an integer stamp; refused, before any request, when it holds none."""
+        if since is None or spec.change_tracking is None:
+            return since
+        stamp = since.get("global_stamp") if isinstance(since, dict) else None
+        if isinstance(stamp, str) and stamp.isascii() and stamp.isdigit():
+            stamp = int(stamp)
+        if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp < 0:
+            raise InvalidWatermarkError(
+                f"{spec.entity}: the stored watermark {since!r} (sync_watermark) holds no 4D global stamp; "
+                "run a full sync to replace it"
+            )
+        return {**since, "global_stamp": stamp}
+
     @contextmanager
     def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[Legacy4DExtraction]:
         self._check(spec)
+        since = self.checked_watermark(spec, since)
         with self.session() as client:
             self.check_attributes(client, spec)
             yield Legacy4DExtraction(client, spec, since, self.batch_rows)
