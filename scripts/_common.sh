@@ -138,8 +138,9 @@ ensure_sandbox() {
   "$PY" -m erp_sandbox.provision env --out "$ROOT/.env"
   set -a; . "$ROOT/.env"; set +a
   "$PY" -m erp_sandbox.provision as400-schema
-  "$PY" -m erp_sandbox.provision as400-schema --owner-url "$TEST_AS400_OWNER_URL"
-  "$PY" -m erp_sandbox.provision as400-schema --owner-url "$BENCH_AS400_OWNER_URL"
+  # URLs holding passwords go through the environment: command lines are visible to every local user.
+  AS400_SANDBOX_OWNER_URL="$TEST_AS400_OWNER_URL" "$PY" -m erp_sandbox.provision as400-schema
+  AS400_SANDBOX_OWNER_URL="$BENCH_AS400_OWNER_URL" "$PY" -m erp_sandbox.provision as400-schema
   "$PY" -m erp_pipelines.commands.cli migrate
   mkdir -p "$DAGSTER_HOME" "$ERP_LOG_DIR"
   cp "$ROOT/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"

@@ -246,9 +246,11 @@ def tapped_as400(as400: As400Resource, pg_proxy: PgProxy) -> As400Settings:
     return through(pg_proxy, as400.settings())
 
 
-def request_log(server: EmulatorServer, verify: bool | str = True) -> list[dict]:
-    """Every request the emulator received: method, path, decoded query parameters, status (no headers)."""
-    response = requests.get(f"{server.base_url}/_emulator/requests", timeout=10, verify=verify)
+def request_log(server: EmulatorServer | str, verify: bool | str = True) -> list[dict]:
+    """Every request the emulator (object or base URL) received: method, path, decoded query parameters,
+    status, body size — never a header."""
+    base_url = server if isinstance(server, str) else server.base_url
+    response = requests.get(f"{base_url}/_emulator/requests", timeout=10, verify=verify)
     response.raise_for_status()
     return response.json()["requests"]
 

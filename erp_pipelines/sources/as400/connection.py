@@ -231,7 +231,8 @@ class As400Settings:
 
     def describe(self) -> str:
         """Where this connects to, for messages and the UI (no secrets)."""
-        target = f"DSN {self.dsn}" if self.dsn else f"{self.server or '?'}:{self.port or 'default'}"
+        address = f"{self.server}:{self.port or 'default'}" if self.server else ""
+        target = f"DSN {self.dsn}" + (f" at {address}" if address else "") if self.dsn else address or "?"
         return f"{target} as {self.username} (ssl={'on' if self.ssl else 'off'}, driver profile {self.profile})"
 
     @contextmanager
