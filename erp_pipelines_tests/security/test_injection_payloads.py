@@ -163,6 +163,7 @@ def test_as400_settings_are_refused_or_arrive_whole(payload: str, pg_proxy: PgPr
         assert {k: session.startup.get(k) for k in ("user", "database")} == expected
         assert set(session.startup) <= {"user", "database", "application_name", "client_encoding"}
         assert not session.tls_requested
+    pg_proxy.assert_only_reads()
 
 
 def test_as400_password_reaches_the_driver_whole(as400: As400Resource, password_trap: PgProxy) -> None:
@@ -202,6 +203,7 @@ def test_as400_watermark_refused_before_any_connection(
         assert re.match(r"product: the stored watermark .*\(sync_watermark\)", str(refused))
     assert all(v is None or v.isdigit() or v in ("PRODUCTLIB", "PRODUCTS") for v in pg_proxy.bound_values())
     assert pg_proxy.sessions == [] or payload == ":1"
+    pg_proxy.assert_only_reads()
 
 
 def test_a_tampered_watermark_fails_the_run_naming_it(app_db: sa.Engine, tapped_as400: As400Settings,
