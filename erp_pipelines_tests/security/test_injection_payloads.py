@@ -93,7 +93,7 @@ def test_every_payload_is_outside_the_identifier_and_host_alphabets() -> None:
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
 def test_as400_names_refused_before_any_connection(
-    payload: str, as400: As400Resource, pg_proxy: PgProxy, tapped_as400: As400Settings
+    payload: str, pg_proxy: PgProxy, tapped_as400: As400Settings
 ) -> None:
     env = {**os.environ, "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"]}
     for entry in (f"PRODUCTLIB.{payload}", f"{payload}.PRODUCTS", f"PRODUCTLIB.PRODUCTS,{payload}"):

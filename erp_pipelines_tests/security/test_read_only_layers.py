@@ -73,8 +73,7 @@ def test_guard_alone_refuses_every_write_form() -> None:
             guard_select(statement, allowed)
 
 
-def test_driver_keyword_alone_refuses_writes_before_the_server(as400: As400Resource, pg_proxy: PgProxy,
-                                                              tapped_as400: As400Settings) -> None:
+def test_driver_keyword_alone_refuses_writes_before_the_server(pg_proxy: PgProxy, tapped_as400: As400Settings) -> None:
     """ReadOnly=1 refuses a write in the driver: the tap shows the server never received it. Writes whose
     first word is not on the driver's list pass it and are refused by the server's read-only transaction."""
     with tapped_as400.connect() as connection:
@@ -125,8 +124,7 @@ def test_read_only_default_transaction_alone_refuses_writes(as400: As400Resource
         connection.close()
 
 
-def test_whitelist_refuses_before_any_connection(as400: As400Resource, pg_proxy: PgProxy,
-                                                 tapped_as400: As400Settings) -> None:
+def test_whitelist_refuses_before_any_connection(pg_proxy: PgProxy, tapped_as400: As400Settings) -> None:
     """A catalog table missing from AS400_ALLOWED_TABLES, and a catalog entry naming a table outside it,
     are refused by every entry point of the adapter before a session is opened (the tap sees none)."""
     narrow = As400Source(replace(tapped_as400, allowed_tables=parse_whitelist("PRODUCTLIB.PRODUCTS")))

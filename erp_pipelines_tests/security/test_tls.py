@@ -63,7 +63,7 @@ def test_every_session_to_the_stand_in_is_encrypted(as400: As400Resource, seed: 
         assert sum(batch.num_rows for batch in stream) == 50
 
 
-def test_plaintext_server_is_refused_when_tls_is_required(as400: As400Resource, pg_proxy: PgProxy) -> None:
+def test_plaintext_server_is_refused_when_tls_is_required(pg_proxy: PgProxy) -> None:
     env = {**os.environ, "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"], "AS400_SERVER": "127.0.0.1",
            "AS400_PORT": str(pg_proxy.port), "AS400_SSL": "true"}
     settings = as400_resource(env, secrets_from_env_var=False).settings()
