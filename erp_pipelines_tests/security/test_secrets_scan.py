@@ -178,6 +178,9 @@ def test_no_password_anywhere_after_a_failing_run(
            "LEGACY_API_PASSWORD": LEGACY_PASSWORD, "AS400_PASSWORD": WRONG_AS400_PASSWORD}
     workdir = tmp_path / "cwd"  # Dagster reads `.env` from the working directory: none here
     workdir.mkdir()
+    monkeypatch.setenv("DAGSTER_PG_DB", env["DAGSTER_PG_DB"])
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        instance.wipe()  # the storage is shared with earlier tests; freshness must judge this run's history only
     control = RawRest(base_url)
     control.fault("exhaust_licenses", count=-1, path_contains="/rest/Customers?$top=1&$skip=0")
     cmdlines = _cmdlines(emulator_process.pid)
