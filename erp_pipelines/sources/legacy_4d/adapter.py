@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import sqlalchemy as sa
 
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.sources.base import (
@@ -130,8 +131,17 @@ class Legacy4DExtraction:
                 yield records_to_batch(records, columns)
 
     def _records_with_keys(self, keys: list[str], columns: list[str]) -> list[dict[str, Any]]:
-        """The entities (still) present among these keys, given as text (quarantine, `__DeletedRecords`)."""
+        """The entities (still) present among these keys, given as text (quarantine, `__DeletedRecords`).
+
+        A key that is not a whole number cannot exist under a numeric primary key: it is not asked for
+        (4D would answer the mixed list with an error), so replay treats it as gone.
+        """
+        numeric = isinstance(self._spec.column(self._spec.business_key[0]).sql_type, sa.Integer)
         typed = [int(key) if key.lstrip("-").isdigit() else key for key in keys]
+        if numeric:
+            typed = [key for key in typed if isinstance(key, int)]
+        if not typed:
+            return []
         return [
             record
             for page in self._client.iter_pages(
