@@ -49,9 +49,23 @@ ensure_browser() {
 # --- PostgreSQL --------------------------------------------------------------------------------
 # With ERP_PG_ADMIN_URL the user brings their own server (a superuser URL used only to provision);
 # otherwise the local Debian cluster is started (and created if absent) with TLS switched on.
+# ERP_PG_ADMIN_URL as libpq variables, so its password never appears in a process list.
+admin_libpq_env() {
+  python3 -c '
+import os, shlex, urllib.parse as parse
+url = parse.urlsplit(os.environ["ERP_PG_ADMIN_URL"])
+query = dict(parse.parse_qsl(url.query))
+values = {"PGHOST": url.hostname, "PGPORT": url.port, "PGUSER": url.username, "PGPASSWORD": url.password,
+          "PGDATABASE": url.path.lstrip("/"), "PGSSLMODE": query.get("sslmode")}
+for name, value in values.items():
+    if value:
+        print(f"export {name}={shlex.quote(parse.unquote(str(value)))}")
+'
+}
+
 admin_psql() {
   if [ -n "${ERP_PG_ADMIN_URL:-}" ]; then
-    psql "$ERP_PG_ADMIN_URL" -v ON_ERROR_STOP=1 -qAt "$@"
+    ( eval "$(admin_libpq_env)"; psql -v ON_ERROR_STOP=1 -qAt "$@" )
   else
     (cd / && as_root runuser -u postgres -- psql -p "$ERP_PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@")
   fi
