@@ -40,21 +40,15 @@ def _columns(names: tuple[str, ...] | list[str], prefix: str = "") -> str:
     return ", ".join(f"{prefix}{_q(name)}" for name in names)
 
 
-def _no_live_parent(fk: ForeignKey, alias: str, table: str) -> str:
-    """`not exists` a live parent row for `alias`'s reference values.
-
-    The parent side is also limited to the range of the first reference column present in `table`:
-    batches arrive ordered by key, so this turns a scan of the whole parent table per batch into an
-    index range scan (the values outside the range cannot match anyway).
-    """
+def _no_live_parent(fk: ForeignKey, alias: str) -> str:
+    """`not exists` a live parent row for `alias`'s reference values, the parent side limited to the
+    range `%(lowest)s`..`%(highest)s` of the first reference column (see `TargetWriter._bounds`)."""
     parent = TARGET_TABLES[get_spec(fk.parent).entity]
     pairs = list(zip(fk.columns, fk.parent_columns, strict=True))
     join = " and ".join(f"p.{_q(parent_column)} = {alias}.{_q(column)}" for column, parent_column in pairs)
-    column, parent_column = pairs[0]
-    bounds = f"(select {{}}({_q(column)}) from {_q(table)})"
     return (
         f"not exists (select 1 from {_q(parent.name)} p where {join} and p.deleted_at is null "
-        f"and p.{_q(parent_column)} between {bounds.format('min')} and {bounds.format('max')})"
+        f"and p.{_q(pairs[0][1])} between %(lowest)s and %(highest)s)"
     )
 
 
@@ -92,6 +86,17 @@ class TargetWriter:
 
     def _execute(self, statement: str, parameters: dict | None = None) -> sa.CursorResult:
         return self.connection.exec_driver_sql(statement, parameters or {})
+
+    def _bounds(self, table: str, column: str) -> dict[str, object]:
+        """The lowest and highest value of a staged column, taken by the database (in its collation).
+
+        Batches arrive ordered by key, so limiting the target or parent side to this range turns a scan
+        of the whole table per batch into an index range scan. They are passed as values, not as
+        sub-queries, so the planner sees how wide the range really is (a batch of scattered changed
+        keys spans the table, and then probing the index per row is the better plan).
+        """
+        row = self._execute(f"select min({_q(column)}), max({_q(column)}) from {_q(table)}").one()
+        return {"lowest": row[0], "highest": row[1]}
 
     def _temporary(self, name: str, columns: tuple[str, ...] | list[str], numbered: bool = True) -> None:
         self._execute(f"drop table if exists {_q(name)}")
@@ -203,7 +208,8 @@ class TargetWriter:
             self._execute(f"truncate {_q(table)}")
             self._copy(table, values)
             missing = self._execute(
-                f"select {_columns(fk.columns, 'v.')} from {_q(table)} v where {_no_live_parent(fk, 'v', table)}"
+                f"select {_columns(fk.columns, 'v.')} from {_q(table)} v where {_no_live_parent(fk, 'v')}",
+                self._bounds(table, fk.columns[0]),
             ).fetchall()
             if not missing:
                 continue
@@ -218,16 +224,9 @@ class TargetWriter:
         return rejected
 
     def _drop_unchanged(self) -> int:
-        """Staged rows equal to their live target row need nothing: no check, no write.
-
-        Batches arrive ordered by key, so the target side is limited to the batch's key range (taken
-        in the database, in its collation): an index range scan instead of a scan of the whole table
-        per batch.
-        """
-        first = _q(self.key[0])
-        bounds = f"(select {{}}({first}) from {_q(self.stage)})"
+        """Staged rows equal to their live target row need nothing: no check, no write."""
         match = " and ".join(f"t.{_q(c)} = s.{_q(c)}" for c in self.key)
-        match += f" and t.{first} between {bounds.format('min')} and {bounds.format('max')}"
+        match += f" and t.{_q(self.key[0])} between %(lowest)s and %(highest)s"
         same = (
             f" and ({_columns(self.values, 't.')}) is not distinct from ({_columns(self.values, 's.')})"
             if self.values
@@ -235,7 +234,8 @@ class TargetWriter:
         )
         return self._execute(
             f"delete from {_q(self.stage)} s using {_q(self.table.name)} t "
-            f"where {match} and t.deleted_at is null{same}"
+            f"where {match} and t.deleted_at is null{same}",
+            self._bounds(self.stage, self.key[0]),
         ).rowcount
 
     def _reject_failing(self, stage: str, parents: bool = True) -> dict[int, dict[str, str]]:
@@ -245,8 +245,9 @@ class TargetWriter:
         for fk in self.spec.foreign_keys if parents else ():
             present = " and ".join(f"s.{_q(c)} is not null" for c in fk.columns)
             rows = self._execute(
-                f"delete from {_q(stage)} s where {present} and {_no_live_parent(fk, 's', stage)} "
-                f"returning s.{ROW}, {_columns(fk.columns, 's.')}"
+                f"delete from {_q(stage)} s where {present} and {_no_live_parent(fk, 's')} "
+                f"returning s.{ROW}, {_columns(fk.columns, 's.')}",
+                self._bounds(stage, fk.columns[0]),
             ).fetchall()
             for row in rows:
                 values = ", ".join(f"{c}={v!r}" for c, v in zip(fk.columns, row[1:], strict=True))
