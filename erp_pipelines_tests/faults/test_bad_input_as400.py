@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
@@ -21,13 +21,20 @@ import pytest
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
-from erp_pipelines.catalog.spec import Column
+from erp_pipelines.catalog.spec import Column, TableSpec
 from erp_pipelines.engine.decoders import EbcdicText
-from erp_pipelines.engine.sync import SyncReport, run_sync
+from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
 from erp_pipelines.sources.base import SchemaDriftError
 from erp_pipelines_tests.conftest import as400_test_resource, empty_app_database
+from erp_pipelines_tests.faults.bad_input import (
+    PhaseReader,
+    Scenario,
+    assert_good_rows_loaded,
+    assert_quarantined_with_reason,
+    assert_rerun_quarantined_nothing_twice,
+)
 from erp_sandbox.as400.seed import SeedManifest, seed_as400
 
 pytestmark = pytest.mark.integration
@@ -182,24 +189,6 @@ REJECTED = [case for case in CASES if case.rule]
 LOADED = [case for case in CASES if not case.rule]
 
 
-@dataclass
-class Scenario:
-    """What every phase did, read once so each case's test only looks."""
-
-    reports: dict[str, dict[str, SyncReport]] = field(default_factory=dict)
-    source_rows: dict[str, int] = field(default_factory=dict)
-    live_rows: dict[str, int] = field(default_factory=dict)
-    quarantined: dict[tuple[str, str], list[sa.Row]] = field(default_factory=dict)
-    open_after_rerun: int = 0
-    found: dict[str, dict[str, int]] = field(default_factory=dict)
-    closed: dict[tuple[str, str], list[sa.Row]] = field(default_factory=dict)
-    failed_runs: int = 0
-
-    def phase_of(self, sync_run_id: int) -> str:
-        return next(phase for phase, reports in self.reports.items()
-                    if any(report.sync_run_id == sync_run_id for report in reports.values()))
-
-
 def _execute(owner_url: str, writes: list[Write]) -> None:
     with psycopg2.connect(owner_url) as connection, connection.cursor() as cursor:
         for statement, params in writes:
@@ -228,39 +217,24 @@ def _play(engine: sa.Engine, owner_url: str, as400: As400Resource) -> Scenario:
             {spec.entity: run_sync(spec, as400.source(), engine, mode=mode) for spec in specs})
 
     with engine.connect() as connection:
-        def scalar(sql: str, **params: Any) -> Any:
-            return connection.execute(sa.text(sql), params).scalar_one()
-
-        def quarantine() -> dict[tuple[str, str], list[sa.Row]]:
-            entries: dict[tuple[str, str], list[sa.Row]] = {}
-            for row in connection.execute(sa.text("select * from sync_error order by id")):
-                entries.setdefault((row.entity, row.source_key), []).append(row)
-            return entries
+        read = PhaseReader(connection, played)
 
         def found(when: str) -> None:
             for case in CASES:
-                table = get_spec(case.entity).target_table
-                match = " and ".join(f"{name} = :{name}" for name in case.found)
-                played.found.setdefault(case.kind, {})[when] = scalar(
-                    f"select count(*) from {table} where deleted_at is null and {match}", **case.found)
+                read.count_live(case.kind, when, get_spec(case.entity).target_table, case.found)
             connection.commit()
 
         sync("first run", "incremental")
-        played.source_rows = {spec.entity: as400.source().count_rows(spec) for spec in SPECS}
-        played.live_rows = {spec.entity: scalar(f"select count(*) from {spec.target_table}") for spec in SPECS}
-        played.quarantined = quarantine()
+        read.after_first_run(SPECS, as400.source().count_rows)
         found("first run")
         sync("full rerun", "full")
-        played.open_after_rerun = scalar("select count(*) from sync_error where resolved_at is null")
-        connection.commit()
+        read.after_rerun()
         _execute(owner_url, [write for case in CASES for write in case.fix])
         sync("replay", "replay")
         sync("next run", "incremental")
         sync("replay after the next run", "replay", [get_spec("product_stock")])
         sync("final full run", "full")
-        played.closed = quarantine()
-        played.failed_runs = scalar("select count(*) from sync_run where status <> 'COMPLETED' "
-                                    "and status <> 'PARTIALLY_COMPLETED'")
+        read.at_the_end()
         found("end")
     return played
 
@@ -272,21 +246,14 @@ def test_no_run_fails_or_raises_on_bad_data(scenario: Scenario) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.entity)
-def test_every_good_row_loads(scenario: Scenario, spec) -> None:
-    report = scenario.reports["first run"][spec.entity]
-    expected = sum(case.entity == spec.entity for case in REJECTED)
-    assert report.rejected == expected
-    assert report.processed == scenario.source_rows[spec.entity]
-    assert scenario.live_rows[spec.entity] == report.created == report.processed - expected
+def test_every_good_row_loads(scenario: Scenario, spec: TableSpec) -> None:
+    assert_good_rows_loaded(scenario, spec, sum(case.entity == spec.entity for case in REJECTED))
 
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda case: case.kind)
 def test_bad_record_is_quarantined_with_its_reason(scenario: Scenario, case: Case) -> None:
     (entry,) = scenario.quarantined[(case.entity, case.key)]
-    assert any(rule.startswith(case.rule) for rule in entry.rules), entry.rules
-    assert case.reason in entry.error_message
-    spec = get_spec(case.entity)
-    assert set(entry.raw_record) >= set(spec.source_columns)  # the whole raw record, for the operator
+    assert_quarantined_with_reason(entry, case.rule or "", case.reason, get_spec(case.entity))
     assert scenario.found[case.kind]["first run"] == 0 or case.rule == "duplicate_key"
 
 
@@ -298,9 +265,7 @@ def test_odd_but_valid_record_loads_verbatim(scenario: Scenario, case: Case) -> 
 
 
 def test_a_rerun_quarantines_nothing_twice_and_closes_nothing_still_bad(scenario: Scenario) -> None:
-    for report in scenario.reports["full rerun"].values():
-        assert report.rejected_new == 0
-    assert scenario.open_after_rerun == len(REJECTED)
+    assert_rerun_quarantined_nothing_twice(scenario, len(REJECTED))
 
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda case: case.kind)

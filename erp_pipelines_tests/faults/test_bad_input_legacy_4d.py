@@ -22,10 +22,18 @@ import requests
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
-from erp_pipelines.engine.sync import SyncReport, run_sync
+from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import Legacy4DResource
 from erp_pipelines.sources.base import SchemaDriftError
 from erp_pipelines_tests.conftest import empty_app_database
+from erp_pipelines_tests.faults.bad_input import (
+    PhaseReader,
+    Scenario,
+    assert_good_rows_loaded,
+    assert_quarantined_with_reason,
+    assert_rerun_quarantined_nothing_twice,
+)
 from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, start_emulator
 from erp_sandbox.legacy_4d import schema
 from erp_sandbox.legacy_4d.schema import Attribute, qi
@@ -202,24 +210,6 @@ def send_raw_values(server: EmulatorServer, dataclass: str, key: int, values: di
     assert response.status_code == 201, response.text
 
 
-@dataclass(repr=False)
-class Scenario:
-    """What every phase did, read once so each case's test only looks."""
-
-    reports: dict[str, dict[str, SyncReport]] = field(default_factory=dict)
-    source_rows: dict[str, int] = field(default_factory=dict)
-    live_rows: dict[str, int] = field(default_factory=dict)
-    quarantined: dict[tuple[str, str], list[sa.Row]] = field(default_factory=dict)
-    open_after_rerun: int = 0
-    found: dict[str, dict[str, int]] = field(default_factory=dict)
-    closed: dict[tuple[str, str], list[sa.Row]] = field(default_factory=dict)
-    failed_runs: int = 0
-
-    def phase_of(self, sync_run_id: int) -> str:
-        return next(phase for phase, reports in self.reports.items()
-                    if any(report.sync_run_id == sync_run_id for report in reports.values()))
-
-
 def _resource(server: EmulatorServer) -> Legacy4DResource:
     return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD)
 
@@ -249,41 +239,26 @@ def _play(engine: sa.Engine, store: LegacyStore, server: EmulatorServer) -> Scen
         played.reports[phase] = {spec.entity: run_sync(spec, source, engine, mode=mode) for spec in SPECS}
 
     with engine.connect() as connection:
-        def scalar(sql: str, **params: Any) -> Any:
-            return connection.execute(sa.text(sql), params).scalar_one()
-
-        def quarantine() -> dict[tuple[str, str], list[sa.Row]]:
-            entries: dict[tuple[str, str], list[sa.Row]] = {}
-            for row in connection.execute(sa.text("select * from sync_error order by id")):
-                entries.setdefault((row.entity, row.source_key), []).append(row)
-            return entries
+        read = PhaseReader(connection, played)
 
         def found(when: str) -> None:
             for case in CASES:
-                values = {"legacy_id": case.key} | case.loaded
-                match = " and ".join(f"{name} = :{name}" for name in values)
-                played.found.setdefault(case.kind, {})[when] = scalar(
-                    f"select count(*) from {get_spec(case.entity).target_table} where deleted_at is null and {match}",
-                    **values)
+                read.count_live(case.kind, when, get_spec(case.entity).target_table,
+                                {"legacy_id": case.key} | case.loaded)
             connection.commit()
 
         sync("first run", "incremental")
-        played.source_rows = {spec.entity: source.count_rows(spec) for spec in SPECS}
-        played.live_rows = {spec.entity: scalar(f"select count(*) from {spec.target_table}") for spec in SPECS}
-        played.quarantined = quarantine()
+        read.after_first_run(SPECS, source.count_rows)
         found("first run")
         sync("full rerun", "full")
-        played.open_after_rerun = scalar("select count(*) from sync_error where resolved_at is null")
-        connection.commit()
+        read.after_rerun()
         for case in REJECTED:
             if case.fix:
                 store.update(case.dataclass, case.key, case.fix)
         requests.delete(f"{server.base_url}/_emulator/raw_values", timeout=10).raise_for_status()
         sync("replay", "replay")
         sync("next run", "incremental")
-        played.closed = quarantine()
-        played.failed_runs = scalar("select count(*) from sync_run where status <> 'COMPLETED' "
-                                    "and status <> 'PARTIALLY_COMPLETED'")
+        read.at_the_end()
         found("end")
     return played
 
@@ -297,20 +272,14 @@ def test_no_run_fails_or_raises_on_bad_data(scenario: Scenario) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.entity)
-def test_every_good_row_loads(scenario: Scenario, spec) -> None:
-    report = scenario.reports["first run"][spec.entity]
-    expected = sum(case.entity == spec.entity for case in REJECTED)
-    assert report.rejected == expected
-    assert report.processed == scenario.source_rows[spec.entity]
-    assert scenario.live_rows[spec.entity] == report.created == report.processed - expected
+def test_every_good_row_loads(scenario: Scenario, spec: TableSpec) -> None:
+    assert_good_rows_loaded(scenario, spec, sum(case.entity == spec.entity for case in REJECTED))
 
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda case: case.kind)
 def test_bad_record_is_quarantined_with_its_reason(scenario: Scenario, case: Case) -> None:
     (entry,) = scenario.quarantined[(case.entity, str(case.key))]
-    assert any(rule.startswith(case.rule) for rule in entry.rules), entry.rules
-    assert case.reason in entry.error_message
-    assert set(entry.raw_record) >= set(get_spec(case.entity).source_columns)
+    assert_quarantined_with_reason(entry, case.rule or "", case.reason, get_spec(case.entity))
     assert scenario.found[case.kind]["first run"] == 0
 
 
@@ -328,9 +297,7 @@ def test_raw_record_of_a_nul_character_is_kept_readable(scenario: Scenario) -> N
 
 
 def test_a_rerun_quarantines_nothing_twice_and_closes_nothing_still_bad(scenario: Scenario) -> None:
-    for report in scenario.reports["full rerun"].values():
-        assert report.rejected_new == 0
-    assert scenario.open_after_rerun == len(REJECTED)
+    assert_rerun_quarantined_nothing_twice(scenario, len(REJECTED))
 
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda case: case.kind)
