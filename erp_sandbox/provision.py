@@ -86,6 +86,12 @@ def _pg_url(user: str, password_var: str, database: str, driver: str = "postgres
     return f"{driver}://{user}:{quote(os.environ[password_var], safe='')}@{host}:{port}/{database}"
 
 
+# Settings an operator may change in `.env`; writing it again keeps their values.
+OPERATOR_SETTINGS = frozenset(
+    {"AS400_ALLOWED_TABLES", "AS400_SYNC_ENABLED", "AS400_SYNC_INTERVAL", "ERP_TIMEZONE", "LEGACY4D_LICENSES"}
+)
+
+
 def write_env(out: Path) -> None:
     """Writes the `.env` that Dagster, the CLI, the emulator and the tests read (mode 600)."""
     host = os.environ.get("ERP_PG_HOST", "127.0.0.1")
@@ -102,7 +108,7 @@ def write_env(out: Path) -> None:
     preserved = {
         key: value
         for key, value in _read_env_file(out).items()
-        if key in {"AS400_SYNC_ENABLED", "AS400_SYNC_INTERVAL", "ERP_TIMEZONE", "LEGACY4D_LICENSES"}
+        if key in OPERATOR_SETTINGS
     }
     env = {
         "ERP_PG_HOST": host,

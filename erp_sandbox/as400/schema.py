@@ -64,6 +64,7 @@ create index if not exists "PRICING_CHG" on "PRODUCTLIB"."PRICING" ("CHGDAT", "C
 create index if not exists "INVENTORY_CHG" on "INVENTORYLIB"."INVENTORY" ("CHGDAT", "CHGTIM");
 """
 
+# Every upper-case schema is a library, as on IBM i, so a table added to the stand-in shows in its catalog.
 CATALOG_DDL = """
 create schema if not exists "QSYS2";
 create schema if not exists "SYSIBM";
@@ -75,7 +76,8 @@ select t.table_schema::varchar(128) as "TABLE_SCHEMA", t.table_name::varchar(128
        (select count(*) from information_schema.columns c
          where c.table_schema = t.table_schema and c.table_name = t.table_name)::integer as "COLUMN_COUNT"
 from information_schema.tables t
-where t.table_schema in ('PRODUCTLIB', 'INVENTORYLIB') and t.table_type = 'BASE TABLE';
+where t.table_schema = upper(t.table_schema) and t.table_schema not in ('QSYS2', 'SYSIBM')
+  and t.table_type = 'BASE TABLE';
 create or replace view "QSYS2"."SYSCOLUMNS2" as
 select c.table_schema::varchar(128) as "TABLE_SCHEMA", c.table_name::varchar(128) as "TABLE_NAME",
        c.column_name::varchar(128) as "COLUMN_NAME", c.column_name::char(10) as "SYSTEM_COLUMN_NAME",
@@ -90,13 +92,13 @@ select c.table_schema::varchar(128) as "TABLE_SCHEMA", c.table_name::varchar(128
        (case c.is_nullable when 'YES' then 'Y' else 'N' end)::char(1) as "IS_NULLABLE",
        (case when c.data_type in ('character', 'character varying') then 37 end)::integer as "CCSID"
 from information_schema.columns c
-where c.table_schema in ('PRODUCTLIB', 'INVENTORYLIB');
+where c.table_schema = upper(c.table_schema) and c.table_schema not in ('QSYS2', 'SYSIBM');
 create or replace view "QSYS2"."SYSTABLESTAT" as
 select s.schemaname::varchar(128) as "TABLE_SCHEMA", s.relname::varchar(128) as "TABLE_NAME",
        s.n_live_tup::bigint as "NUMBER_ROWS", s.n_dead_tup::bigint as "NUMBER_DELETED_ROWS",
        1::integer as "NUMBER_PARTITIONS"
 from pg_stat_user_tables s
-where s.schemaname in ('PRODUCTLIB', 'INVENTORYLIB');
+where s.schemaname = upper(s.schemaname) and s.schemaname not in ('QSYS2', 'SYSIBM');
 """
 
 
