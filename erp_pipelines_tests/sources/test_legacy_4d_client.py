@@ -201,6 +201,19 @@ def test_server_errors_are_retried_then_succeed(legacy4d_server: EmulatorServer,
     assert client.count("Customers") == legacy4d_seeded["counts"]["Customers"]
 
 
+def test_a_login_that_times_out_is_not_retried(legacy4d_server: EmulatorServer, make_client: ClientFactory,
+                                               legacy4d_seeded: dict) -> None:
+    """The server answers the login late and opens the session anyway: one attempt holds one license, where
+    retrying would have left one more session (license) per attempt until the sessions time out."""
+    RawRest(legacy4d_server.base_url).fault("delay", count=-1, path_contains="$directory/login", seconds=1.0)
+    client = make_client(legacy4d_server, timeout=0.3, max_retries=3)
+    with pytest.raises(Legacy4DError, match=r"did not answer POST /rest/\$directory/login within 0.3 s; not retried"):
+        client.connect()
+    time.sleep(1.2)  # the late login completes on the server
+    assert len(requests_to(legacy4d_server, "$directory/login")) == 1
+    assert stats(legacy4d_server)["sessions_open"] == 1
+
+
 def test_persistent_server_errors_give_a_clear_error(legacy4d_server: EmulatorServer, make_client: ClientFactory,
                                                      legacy4d_seeded: dict) -> None:
     client = make_client(legacy4d_server, max_retries=2)

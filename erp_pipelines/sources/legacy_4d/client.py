@@ -238,7 +238,7 @@ class Legacy4DClient:
             self._connected = True
             return
         headers = {"username-4D": self.username, "password-4D": self._password or ""}
-        response = self._send("POST", "$directory/login", None, headers=headers, relogin=False)
+        response = self._send("POST", "$directory/login", None, headers=headers, relogin=False, opens_session=True)
         result = self._json(response).get("result")
         if result is not True:
             raise Legacy4DAuthError(
@@ -421,9 +421,13 @@ class Legacy4DClient:
 
     def _send(
         self, method: str, path: str, query: list[tuple[str, str]] | None, *, headers: dict | None = None,
-        relogin: bool = True, retries: int | None = None,
+        relogin: bool = True, retries: int | None = None, opens_session: bool = False,
     ) -> requests.Response:
-        """One call with retries (connection errors, timeouts, 5xx), one re-login on 401, no retry on 402."""
+        """One call with retries (connection errors, timeouts, 5xx), one re-login on 401, no retry on 402.
+
+        A call that `opens_session` (the login) is not retried after a read timeout: the server got it and
+        may still open the session, and every retry would hold one more license until its timeout.
+        """
         url = self._url(path, query)
         max_retries = self.max_retries if retries is None else retries
         attempt = 0
@@ -433,6 +437,13 @@ class Legacy4DClient:
                 response = self._session.request(method, url, headers=headers, timeout=self.timeout,
                                                  verify=self.verify)
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if opens_session and isinstance(exc, requests.ReadTimeout):
+                    raise Legacy4DError(
+                        f"4D server {self.base_url} did not answer {method} /rest/{path} within "
+                        f"{self.timeout:g} s; not retried, since the server may still open that session (it "
+                        "holds a 4D license until the session times out). Retry the run later, or raise "
+                        "LEGACY_API_TIMEOUT"
+                    ) from None
                 if attempt < max_retries:
                     self._backoff(attempt, f"{type(exc).__name__} on {method} /rest/{path}")
                     attempt += 1
