@@ -18,11 +18,10 @@ as_root() {
 }
 
 # --- OS packages -------------------------------------------------------------------------------
-ensure_os_packages() {
-  local wanted=(unixodbc unixodbc-dev odbc-postgresql openssl)
-  if [ -z "${ERP_PG_ADMIN_URL:-}" ]; then wanted+=(postgresql); fi
+# Installs the Debian packages among the arguments that are not installed yet.
+ensure_debian_packages() {
   local missing=()
-  for pkg in "${wanted[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -30,25 +29,24 @@ ensure_os_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+}
+
+ensure_os_packages() {
+  local wanted=(unixodbc unixodbc-dev odbc-postgresql openssl)
+  if [ -z "${ERP_PG_ADMIN_URL:-}" ]; then wanted+=(postgresql); fi
+  ensure_debian_packages "${wanted[@]}"
   odbcinst -q -d | grep -q '^\[PostgreSQL Unicode\]' || die "ODBC driver 'PostgreSQL Unicode' is not registered"
 }
 
 # --- Browser for the UI tests (headless Chromium driven by Selenium) -----------------------------
 ensure_browser() {
-  local missing=()
-  for pkg in chromium chromium-driver; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing OS packages: ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  ensure_debian_packages chromium chromium-driver
 }
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 # With ERP_PG_ADMIN_URL the user brings their own server (a superuser URL used only to provision);
 # otherwise the local Debian cluster is started (and created if absent) with TLS switched on.
+
 # ERP_PG_ADMIN_URL as libpq variables, so its password never appears in a process list.
 admin_libpq_env() {
   python3 -c '
