@@ -78,6 +78,8 @@ class TableSpec:
     unique: tuple[tuple[str, ...], ...] = ()
     max_rejected_share: float | None = None
     extra_source_columns: tuple[str, ...] = field(default=())
+    ignored_source_columns: tuple[str, ...] = field(default=())
+    """Source columns known to exist and deliberately not read (wide legacy files): not schema drift."""
     distinct_values_of: str | None = None
     """Set for derived reference tables: the source rows are the distinct values of this column."""
 

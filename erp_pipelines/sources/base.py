@@ -66,11 +66,12 @@ def require_source_columns(
     """Schema drift check shared by every adapter: the source must still have every column the spec reads.
 
     With `complete` (`present` is the table's whole column list, read from the source's catalog) a column
-    the spec does not know is drift too: a new source field would otherwise be dropped silently. A spec that
-    reads only the distinct values of one column (a derived reference table) does not own the others.
+    the spec does not know is drift too: a new source field would otherwise be dropped silently. Columns
+    the spec lists in `ignored_source_columns` are known; a spec that reads only the distinct values of
+    one column (a derived reference table) does not own the others.
     """
     missing = [name for name in spec.source_columns if name not in present]
-    known = set(spec.source_columns)
+    known = {*spec.source_columns, *spec.ignored_source_columns}
     unexpected = [name for name in present if name not in known] if complete and not spec.distinct_values_of else []
     problems = []
     if missing:
@@ -78,7 +79,10 @@ def require_source_columns(
             f"column(s) {', '.join(missing)} expected by the '{spec.entity}' spec are missing at the source"
         )
     if unexpected:
-        problems.append(f"column(s) {', '.join(unexpected)} at the source are not in the '{spec.entity}' spec")
+        problems.append(
+            f"column(s) {', '.join(unexpected)} at the source are not in the '{spec.entity}' spec (read them, "
+            "or list them in its ignored_source_columns)"
+        )
     if problems:
         raise SchemaDriftError(f"schema drift in {where}: {'; '.join(problems)}")
 
