@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.sources.base import flag_setting
 
 HOUR = 3600
 DAY = 86_400
@@ -33,10 +34,7 @@ def timezone(env: Mapping[str, str] | None = None) -> str:
 
 
 def as400_sync_enabled(env: Mapping[str, str] | None = None) -> bool:
-    value = (_env(env).get("AS400_SYNC_ENABLED") or "true").strip().lower()
-    if value not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
-        raise CadenceSettingError(f"AS400_SYNC_ENABLED={value!r} must be true or false")
-    return value in {"true", "1", "yes", "on"}
+    return flag_setting(_env(env), "AS400_SYNC_ENABLED", True, CadenceSettingError)
 
 
 def as400_interval_seconds(env: Mapping[str, str] | None = None) -> int:

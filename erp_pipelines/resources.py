@@ -13,7 +13,7 @@ from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import DEFAULT_BATCH_ROWS, As400Settings
 from erp_pipelines.sources.as400.sql import parse_whitelist
-from erp_pipelines.sources.base import SettingError, number_setting
+from erp_pipelines.sources.base import flag_setting, number_setting
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 
@@ -96,16 +96,6 @@ class AppDatabaseResource(dg.ConfigurableResource):
         return app_engine(self.url)
 
 
-def _flag(name: str, value: str | None, default: bool) -> bool:
-    """A yes/no setting; anything else is refused (a typo must not turn TLS verification off)."""
-    if value in (None, ""):
-        return default
-    word = value.strip().lower()
-    if word not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-        raise SettingError(f"{name}={value!r} must be true or false")
-    return word in {"1", "true", "yes", "on"}
-
-
 def as400_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> As400Resource:
     """The AS400 resource configured from the integration's environment variables.
 
@@ -140,7 +130,7 @@ def legacy_4d_resource(
         username=env.get("LEGACY_API_USERNAME") or None,
         password=dg.EnvVar("LEGACY_API_PASSWORD") if secrets_from_env_var else env.get("LEGACY_API_PASSWORD"),
         scheme=env.get("LEGACY_API_SCHEME", "http"),
-        verify_tls=_flag("LEGACY_API_VERIFY_TLS", env.get("LEGACY_API_VERIFY_TLS"), True),
+        verify_tls=flag_setting(env, "LEGACY_API_VERIFY_TLS", True),
         timeout_seconds=number_setting(env, "LEGACY_API_TIMEOUT", "30", float),  # type: ignore[arg-type]
         page_size=number_setting(env, "LEGACY_SYNC_BATCH_SIZE", "1000"),  # type: ignore[arg-type]
     )

@@ -98,7 +98,8 @@ class Audit:
         if not rows:
             return 0
         keys = source_keys(self.spec, raw.take(pa.array(rows, pa.int64()))).to_pylist()
-        records = json.loads(json.dumps(raw_records(raw, rows), default=str))
+        # One canonical JSON text per record: stored, and compared with what the quarantine already holds.
+        records = [json.dumps(record, sort_keys=True, default=str) for record in raw_records(raw, rows)]
         known = {
             (key, json.dumps(record, sort_keys=True))
             for key, record in self.connection.execute(
@@ -111,9 +112,9 @@ class Audit:
         }
         new = [
             (run_id, self.spec.source_system, self.spec.entity, key, json.dumps(sorted(failed)),
-             "; ".join(failed.values()), json.dumps(record))
+             "; ".join(failed.values()), record)
             for key, record, failed in zip(keys, records, rules, strict=True)
-            if (key, json.dumps(record, sort_keys=True)) not in known
+            if (key, record) not in known
         ]
         self._copy_errors(new)
         return len(new)

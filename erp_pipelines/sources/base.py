@@ -40,6 +40,21 @@ class SettingError(PermanentSourceError, ValueError):
     """A source setting that cannot be used as it is; the message names the setting, never a secret."""
 
 
+_YES, _NO = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+
+def flag_setting(
+    env: Mapping[str, str], name: str, default: bool, error: type[ValueError] = SettingError
+) -> bool:
+    """A yes/no setting; anything else is refused naming it (a typo must not turn TLS or a check off)."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    if text.lower() not in _YES | _NO:
+        raise error(f"{name}={text!r} must be true or false")
+    return text.lower() in _YES
+
+
 def number_setting(
     env: Mapping[str, str], name: str, default: str | None, kind: type[int] | type[float] = int
 ) -> int | float | None:

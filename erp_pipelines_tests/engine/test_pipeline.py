@@ -12,7 +12,7 @@ from erp_pipelines.engine.pipeline import BackgroundWriter, Prefetcher
 
 
 class SourceFailedError(Exception):
-    pass
+    """What the test source raises part-way."""
 
 
 def _numbers(count: int, fail_at: int | None = None, log: list[int] | None = None) -> Iterator[int]:

@@ -17,7 +17,13 @@ from typing import Literal
 import pyodbc
 
 from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
-from erp_pipelines.sources.base import SettingError, SourceAuthenticationError, SyncSourceError, number_setting
+from erp_pipelines.sources.base import (
+    SettingError,
+    SourceAuthenticationError,
+    SyncSourceError,
+    flag_setting,
+    number_setting,
+)
 
 DriverProfile = Literal["ibmi", "postgresql"]
 # Rows per fetched Arrow batch: the memory bound of a sync (fetch buffers, decoded and staged copies).
@@ -139,12 +145,6 @@ class As400Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> As400Settings:
         """The AS400 integration's environment variables (AS400_*), read without Dagster."""
         env = os.environ if env is None else env
-        profile = env.get("AS400_DRIVER_PROFILE", "ibmi")
-        if profile not in ("ibmi", "postgresql"):
-            raise ValueError(f"AS400_DRIVER_PROFILE must be 'ibmi' or 'postgresql', not {profile!r}")
-        ssl = (env.get("AS400_SSL") or "true").strip().lower()
-        if ssl not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
-            raise ValueError(f"AS400_SSL={ssl!r} must be true or false")
         return cls(
             username=env.get("AS400_USERNAME", ""),
             password=env.get("AS400_PASSWORD", ""),
@@ -153,9 +153,9 @@ class As400Settings:
             server=env.get("AS400_SERVER") or None,
             port=number_setting(env, "AS400_PORT", None),  # type: ignore[arg-type]
             database=env.get("AS400_DATABASE") or None,
-            ssl=ssl in {"true", "1", "yes", "on"},
+            ssl=flag_setting(env, "AS400_SSL", True, As400ConfigError),
             driver=env.get("AS400_ODBC_DRIVER", "IBM i Access ODBC Driver"),
-            profile=profile,  # type: ignore[arg-type]
+            profile=env.get("AS400_DRIVER_PROFILE", "ibmi"),  # type: ignore[arg-type]  # checked on creation
             extra_options=env.get("AS400_ODBC_OPTIONS", ""),
             batch_rows=number_setting(env, "AS400_BATCH_ROWS", str(DEFAULT_BATCH_ROWS)),  # type: ignore[arg-type]
         )
