@@ -92,8 +92,17 @@ OPERATOR_SETTINGS = frozenset(
 )
 
 
+def test_database_suffix() -> str:
+    """`ERP_TEST_DB_SUFFIX` gives a checkout test databases of its own (several checkouts testing at once)."""
+    suffix = os.environ.get("ERP_TEST_DB_SUFFIX", "")
+    if suffix and not suffix.replace("_", "").isalnum():
+        raise SystemExit(f"ERP_TEST_DB_SUFFIX must be letters, digits and underscores, not {suffix!r}")
+    return suffix
+
+
 def write_env(out: Path) -> None:
     """Writes the `.env` that Dagster, the CLI, the emulator and the tests read (mode 600)."""
+    suffix = test_database_suffix()
     host = os.environ.get("ERP_PG_HOST", "127.0.0.1")
     port = os.environ.get("ERP_PG_PORT", "5432")
     odbc_ini = SANDBOX_DIR / "odbc.ini"
@@ -143,15 +152,15 @@ def write_env(out: Path) -> None:
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "ERP_LOG_DIR": str(ROOT / "logs"),
         "ERP_TIMEZONE": "UTC",
-        "TEST_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_test"),
-        "TEST_AS400_DATABASE": "as400_test",
+        "TEST_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", f"erp_app_test{suffix}"),
+        "TEST_AS400_DATABASE": f"as400_test{suffix}",
         "BENCH_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_bench"),
         "BENCH_AS400_DATABASE": "as400_bench",
         "BENCH_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400_bench", "postgresql"),
         "BENCH_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d_bench", "postgresql"),
-        "TEST_DAGSTER_PG_DB": "erp_dagster_test",
-        "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", "as400_test", "postgresql"),
-        "TEST_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d_test", "postgresql"),
+        "TEST_DAGSTER_PG_DB": f"erp_dagster_test{suffix}",
+        "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", f"as400_test{suffix}", "postgresql"),
+        "TEST_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", f"legacy4d_test{suffix}", "postgresql"),
         **preserved,
     }
     _write_private(out, "".join(f"{key}='{value}'\n" for key, value in env.items()))

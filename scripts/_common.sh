@@ -139,9 +139,10 @@ ensure_sandbox() {
   # shellcheck disable=SC1091
   set -a; . "$secrets_file"; set +a
   "$PY" -m erp_sandbox.provision roles-sql | admin_psql -f - >/dev/null
-  local db
+  local db suffix="${ERP_TEST_DB_SUFFIX:-}"
   for db in erp_app:erp_app erp_dagster:erp_dagster as400:as400_owner legacy4d:legacy4d \
-            erp_app_test:erp_app as400_test:as400_owner legacy4d_test:legacy4d erp_dagster_test:erp_dagster \
+            "erp_app_test$suffix:erp_app" "as400_test$suffix:as400_owner" "legacy4d_test$suffix:legacy4d" \
+            "erp_dagster_test$suffix:erp_dagster" \
             erp_app_bench:erp_app as400_bench:as400_owner legacy4d_bench:legacy4d; do
     if [ -z "$(admin_psql -c "select 1 from pg_database where datname = '${db%%:*}'")" ]; then
       admin_psql -c "create database ${db%%:*} owner ${db##*:}" >/dev/null
