@@ -194,7 +194,7 @@ def test_one_bad_record_in_a_tiny_run_is_reported_not_fatal(
     tiny = run_sync(PRODUCT, small_batches.source(), app_db)  # 1 of the 2 rows read is bad: 50 % of the run
     assert (tiny.created, tiny.rejected, tiny.status) == (1, 1, "PARTIALLY_COMPLETED")
     assert not tiny.rejected_share_exceeded  # 1 open record of 28: the share of the table counts
-    strict = run_sync(PRODUCT, small_batches.source(), app_db, mode="full", max_rejected_share=0.05)
+    strict = run_sync(PRODUCT, small_batches.source(), app_db, mode="full", max_rejected_share=0.02)
     assert strict.rejected_share_exceeded and strict.status == "PARTIALLY_COMPLETED"
 
 
