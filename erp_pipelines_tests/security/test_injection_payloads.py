@@ -249,7 +249,7 @@ def _read_all(source: As400Source, spec: TableSpec, since: dict | None) -> int:
         return sum(batch.num_rows for batch in extraction.batches())
 
 
-def _rows(source: As400Source, spec: TableSpec, keys: list[str]) -> list[tuple[str, ...]]:
+def _rows(source: As400Source, spec: TableSpec, keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     with source.extract_keys(spec, keys) as extraction:
         batches = list(extraction.batches())
     names = spec.source_key_columns
@@ -266,20 +266,20 @@ def test_as400_replay_keys_travel_as_bound_values(
     fitting = [key for key in keys if len(key) <= 15]
     marked_rows("PRODUCTLIB.PRODUCTS", [(key,) for key in fitting])
     source = As400Source(tapped_as400)
-    assert _rows(source, PRODUCT, keys) == sorted((key,) for key in fitting)
-    stock_keys = [f"{mark(i, 'a')}|{whse}" for i, whse in enumerate(["b|c", "'--", ";)"])]
-    marked_rows("INVENTORYLIB.INVENTORY", [tuple(key.split("|", 1)) for key in stock_keys])
-    assert _rows(source, STOCK, stock_keys) == sorted(tuple(key.split("|", 1)) for key in stock_keys)
+    assert _rows(source, PRODUCT, [(key,) for key in keys]) == sorted((key,) for key in fitting)
+    stock_keys = [(mark(i, "a"), whse) for i, whse in enumerate(["b|c", "'--", ";)"])]
+    marked_rows("INVENTORYLIB.INVENTORY", stock_keys)
+    assert _rows(source, STOCK, stock_keys) == sorted(stock_keys)
     bound = pg_proxy.bound_values()
     assert set(keys) <= set(bound)
-    assert {value for key in stock_keys for value in key.split("|", 1)} <= set(bound)
+    assert {value for key in stock_keys for value in key} <= set(bound)
     for text in pg_proxy.statement_texts():
         assert "Zq" not in text, f"a payload reached the stand-in as SQL: {text!r}"
     pg_proxy.assert_only_reads()
 
 
 def test_as400_key_with_nul_refused_before_any_connection(pg_proxy: PgProxy, tapped_as400: As400Settings) -> None:
-    with pytest.raises(UnsafeSqlError, match="NUL"), As400Source(tapped_as400).extract_keys(PRODUCT, ["a\x00b"]):
+    with pytest.raises(UnsafeSqlError, match="NUL"), As400Source(tapped_as400).extract_keys(PRODUCT, [("a\x00b",)]):
         pytest.fail("the replay must not start")
     assert pg_proxy.sessions == []
 

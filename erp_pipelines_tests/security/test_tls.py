@@ -55,7 +55,7 @@ def test_every_session_to_the_stand_in_is_encrypted(as400: As400Resource, seed: 
         assert _encryption(connection)[0]
         assert _encryption(connection)[1] in ("TLSv1.2", "TLSv1.3")
         statement = sql.select_rows(sql.QualifiedTable("PRODUCTLIB", "PRODUCTS"), ["ITEMNO"], order_by=["ITEMNO"])
-        stream = As400Extraction(settings, get_spec("product"), [statement], track=False).batches()
+        stream = As400Extraction(settings, get_spec("product"), [statement]).batches()
         first = next(stream)  # the read is open on its own session now
         sessions, all_encrypted, version = connection.cursor().execute(OWN_SESSIONS).fetchone()
         assert first.num_rows == 10 and sessions >= 1
