@@ -49,7 +49,7 @@ PAYLOADS: list[str] = [
     "/* comment */ x",
     "x -- trailing comment",
     "x; COMMIT; DROP TABLE y",
-    "$1",
+    "$1 OR 1=1",  # a PostgreSQL positional parameter; "$1" alone is a valid IBM i system name
     ":1",
     "? OR 1=1",
     "\\'; SELECT 1; --",

@@ -7,7 +7,9 @@ catalog names so the connector's catalog queries run unchanged on both systems.
 
 Where IBM i differs from PostgreSQL the catalog says what IBM i would: a bytea column is character data FOR
 BIT DATA (CCSID 65535); a column comment `SYSTEM_NAME=XXXXXXXXXX` gives a long-named column the 10-character
-system name of a DDS field with an ALIAS; `public.hex` is Db2's HEX for the packed storage of `dds.py`.
+system name of a DDS field with an ALIAS; a table comment `MEMBERS=n` makes it a multi-member file in
+QSYS2.SYSTABLESTAT (the stand-in still reads every row: the connector refuses such a file before reading);
+`public.hex` is Db2's HEX for the packed storage of `dds.py`.
 PostgreSQL has no journals, so QSYS2.JOURNALED_OBJECTS is empty.
 """
 
@@ -125,7 +127,8 @@ where false;
 create or replace view "QSYS2"."SYSTABLESTAT" as
 select s.schemaname::varchar(128) as "TABLE_SCHEMA", s.relname::varchar(128) as "TABLE_NAME",
        s.n_live_tup::bigint as "NUMBER_ROWS", s.n_dead_tup::bigint as "NUMBER_DELETED_ROWS",
-       1::integer as "NUMBER_PARTITIONS"
+       coalesce(substring(obj_description(s.relid, 'pg_class') from 'MEMBERS=([0-9]+)')::integer, 1
+       )::integer as "NUMBER_PARTITIONS"
 from pg_stat_user_tables s
 where s.schemaname = upper(s.schemaname) and s.schemaname not in ('QSYS2', 'SYSIBM');
 """

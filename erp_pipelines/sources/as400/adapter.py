@@ -97,18 +97,21 @@ class As400Extraction:
         self,
         settings: As400Settings,
         spec: TableSpec,
-        layout: FileLayout,
         statements: list[sql.Statement],
         *,
+        layout: FileLayout | None = None,
         key_listing: sql.Statement | None = None,
         chunks: list[list[tuple]] | None = None,
         track: bool = True,
     ) -> None:
-        """`key_listing` lists the keys of the (single) statement in its order; `chunks` are the keys each
-        statement reads (replay): how a statement that hits SQL0802 is resumed."""
+        """`layout` maps the spec's names to the file's (default: the same names); `key_listing` lists the
+        keys of the (single) statement in its order, `chunks` are the keys each statement reads (replay): how
+        a statement that hits SQL0802 is resumed."""
         self._settings = settings
         self._spec = spec
-        self._layout = layout
+        self._layout = layout or FileLayout(
+            sql.QualifiedTable.parse(spec.source_table), (), {name: name for name in spec.source_columns}
+        )
         self._statements = statements
         self._key_listing = key_listing
         self._chunks = chunks
@@ -146,7 +149,7 @@ class As400Extraction:
         last_key: tuple | None = None
         try:
             for batch in self._reader(statement):
-                batch = batch.rename_columns(self._spec.source_columns)
+                batch = self._named(batch, self._spec.source_columns)
                 delivered += batch.num_rows
                 for key in self._keys_of(batch) if batch.num_rows else ():
                     if chunk is None and key != last_key:  # a full read: only the last key's copies matter
@@ -162,6 +165,13 @@ class As400Extraction:
                 yield from self._resume(delivered, delivered_keys, exc)
             else:
                 yield from self._narrowed(list(dict.fromkeys(chunk)), delivered_keys)
+
+    def _named(self, batch: pa.RecordBatch, names: Sequence[str]) -> pa.RecordBatch:
+        """The batch with the spec's column names: the select list was the spec's columns in the file's (SQL)
+        names, in this order. A statement selecting other columns keeps the names the driver reports."""
+        if batch.num_columns != len(names):
+            return batch
+        return batch.rename_columns(list(names))
 
     def _tracked(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         if self._track:
@@ -183,7 +193,7 @@ class As400Extraction:
             )
         try:
             listed = [key for batch in self._reader(self._key_listing)
-                      for key in self._keys_of(batch.rename_columns(self._spec.source_key_columns))]
+                      for key in self._keys_of(self._named(batch, self._spec.source_key_columns))]
         except arrow_odbc.Error as listing_error:
             raise As400DataMappingError(
                 f"reading {table} failed: Db2 for i could not deliver its data ({self._settings.redact(str(exc))}) "
@@ -246,7 +256,7 @@ class As400Extraction:
             self._layout.select_names(self._spec.source_key_columns), keys,
         )
         try:
-            batches = [batch.rename_columns(self._spec.source_columns)
+            batches = [self._named(batch, self._spec.source_columns)
                        for batch in self._reader(statement, connection)]
         except arrow_odbc.Error as exc:
             if not is_data_mapping_error(exc):
@@ -441,7 +451,7 @@ class As400Source:
         statement, listing = read(layout.select_names(spec.source_columns)), read(keys)
         sql.guard_select(statement.sql, [table])
         sql.guard_select(listing.sql, [table])
-        yield As400Extraction(self.settings, spec, layout, [statement], key_listing=listing)
+        yield As400Extraction(self.settings, spec, [statement], layout=layout, key_listing=listing)
 
     @contextmanager
     def extract_keys(self, spec: TableSpec, keys: list[str]) -> Iterator[As400Extraction]:
@@ -450,16 +460,17 @@ class As400Source:
         key_columns = spec.source_key_columns
         # A '|' inside the last key column stays in it; one-column keys are never split.
         split = [tuple(key.split("|", len(key_columns) - 1)) for key in keys]
+        chunks = [split[start : start + REPLAY_CHUNK] for start in range(0, len(split), REPLAY_CHUNK)]
+        for chunk in chunks:  # every key is checked (NUL, arity) before any connection
+            sql.guard_select(sql.select_keys(table, spec.source_columns, key_columns, chunk).sql, [table])
         layout = self.check_columns(spec)
         statements = [
-            sql.select_keys(table, layout.select_names(spec.source_columns), layout.select_names(key_columns),
-                            split[start : start + REPLAY_CHUNK])
-            for start in range(0, len(split), REPLAY_CHUNK)
+            sql.select_keys(table, layout.select_names(spec.source_columns), layout.select_names(key_columns), chunk)
+            for chunk in chunks
         ]
         for statement in statements:
             sql.guard_select(statement.sql, [table])
-        chunks = [split[start : start + REPLAY_CHUNK] for start in range(0, len(split), REPLAY_CHUNK)]
-        yield As400Extraction(self.settings, spec, layout, statements, chunks=chunks, track=False)
+        yield As400Extraction(self.settings, spec, statements, layout=layout, chunks=chunks, track=False)
 
     def count_rows(self, spec: TableSpec) -> int:
         """Rows in the file, by `COUNT(*)`: a query over the file (not its statistics), which through SQL
@@ -488,6 +499,8 @@ class As400Source:
         """
         markers: dict[str, str] = {}
         tomorrow, _ = to_cyymmdd_hhmmss(dt.datetime.now() + FUTURE_TOLERANCE)
+        for spec in specs:  # every name is checked before any connection
+            self.table_of(spec)
         layouts = [(spec, self.check_columns(spec)) for spec in specs]
         with self.settings.connect() as connection:
             cursor = connection.cursor()

@@ -113,7 +113,8 @@ PINNED_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
         ),
         **dict.fromkeys(("CMT", "TRUEAUTOCOMMIT"), "the isolation is pinned to *CS (CMT=1, TRUEAUTOCOMMIT=1)"),
         "CCSID": "the client code page is pinned to UTF-8 (CCSID=1208)",
-        "TRANSLATE": "CCSID 65535 columns are decoded per column (EbcdicText), so TRANSLATE stays 0",
+        "TRANSLATE": "the translation is pinned off (TRANSLATE=0): CCSID 65535 columns are decoded per column "
+        "(EbcdicText)",
     },
     "postgresql": {"ConnSettings": "the client encoding is pinned to UTF8"},
 }
@@ -330,6 +331,13 @@ class As400Settings:
             )
         except pyodbc.Error as exc:
             raise self.connection_error(f"cannot connect to the AS400 ({self.describe()})", exc) from None
+        if self.profile == "postgresql":
+            # Text both ways as UTF-8 narrow text, in the client encoding the profile pins: psqlODBC's ANSI
+            # driver takes and delivers no UTF-16 ("HYC00 Unrecognized C_parameter type", "07006 Received an
+            # unsupported type"). IBM's driver keeps pyodbc's default, UTF-16.
+            connection.setencoding(encoding="utf-8")
+            for kind in (pyodbc.SQL_CHAR, pyodbc.SQL_WCHAR):
+                connection.setdecoding(kind, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
         try:
             yield connection
         finally:
