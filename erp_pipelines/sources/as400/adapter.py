@@ -376,13 +376,16 @@ class As400Source:
             for row in rows
         ]
 
-    def check_columns(self, spec: TableSpec) -> FileLayout:
+    def check_columns(self, spec: TableSpec, connection: pyodbc.Connection | None = None) -> FileLayout:
         """The file's layout, or a failure naming the columns: missing or new ones (schema drift), and
-        CCSID 65535 columns the spec would read with a text decoder; a multi-member file is refused."""
+        CCSID 65535 columns the spec would read with a text decoder; a multi-member file is refused.
+        On `connection` if given (a sensor tick signs on once, not once per file)."""
         table = self.table_of(spec)
-        with self.settings.connect() as connection:
-            columns = self.source_columns(table, connection)
-            members = self._run(connection, sql.table_statistics(table), table)
+        if connection is None:
+            with self.settings.connect() as own:
+                return self.check_columns(spec, own)
+        columns = self.source_columns(table, connection)
+        members = self._run(connection, sql.table_statistics(table), table)
         if not columns:
             raise SchemaDriftError(f"table {table} was not found in the AS400 catalog (QSYS2.SYSCOLUMNS2)")
         if members and members[0][0] is not None and int(members[0][0]) > 1:
@@ -501,10 +504,9 @@ class As400Source:
         tomorrow, _ = to_cyymmdd_hhmmss(dt.datetime.now() + FUTURE_TOLERANCE)
         for spec in specs:  # every name is checked before any connection
             self.table_of(spec)
-        layouts = [(spec, self.check_columns(spec)) for spec in specs]
         with self.settings.connect() as connection:
-            cursor = connection.cursor()
-            for spec, layout in layouts:
+            for spec in specs:
+                layout = self.check_columns(spec, connection)
                 parts = []
                 statements = [sql.count_rows(layout.table)]
                 if spec.change_tracking is not None:
@@ -515,9 +517,8 @@ class As400Source:
                         sql.FIRST_ROW if self._optimize else None,
                     ))
                 for statement in statements:
-                    sql.guard_select(statement.sql, [layout.table])
-                    row = cursor.execute(statement.sql, *statement.parameters).fetchone()
-                    parts.append("empty" if row is None else ".".join(str(int(v)) for v in row))
+                    rows = self._run(connection, statement, layout.table)
+                    parts.append(".".join(str(int(v)) for v in rows[0]) if rows else "empty")
                 markers[spec.entity] = "/".join(parts)
         return markers
 
@@ -586,7 +587,7 @@ class As400Source:
         report = f"{spec.entity} {table}: {members}; {ccsids or 'no character columns'}; {journal}"
         if spec.change_tracking is not None:
             try:
-                layout = self.check_columns(spec)
+                layout = self.check_columns(spec, connection)
             except SchemaDriftError as exc:
                 return f"{report}; layout: {exc}"
             index = self.stamp_index(connection, spec, layout)
