@@ -10,8 +10,9 @@ with the stored bytes of their bad fields (HEX), which the decoders reject namin
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -117,7 +118,6 @@ class As400Extraction:
         self._chunks = chunks
         self._track = track
         self._newest: dt.datetime | None = None
-        self.undeliverable_rows = 0
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         for position, statement in enumerate(self._statements):
@@ -184,32 +184,42 @@ class As400Extraction:
 
     def _resume(self, delivered: int, delivered_keys: dict[tuple, int], exc: Exception) -> Iterator[pa.RecordBatch]:
         """The rest of a full or incremental read that hit SQL0802, read by key so that only the undeliverable
-        rows stay out. The keys are listed in the statement's own order (same WHERE, same ORDER BY), so the
-        first `delivered` of them are the rows already handed over."""
-        table = self._spec.source_table
+        rows stay out."""
         if self._key_listing is None:
-            raise As400DataMappingError(
-                f"reading {table} failed: Db2 for i could not deliver its data: {self._settings.redact(str(exc))}"
-            )
+            raise As400DataMappingError(f"reading {self._spec.source_table} failed: Db2 for i could not deliver "
+                                        f"its data: {self._settings.redact(str(exc))}")
+        yield from self._narrowed(self._remaining_keys(self._key_listing, delivered, exc), delivered_keys)
+
+    def _remaining_keys(self, listing: sql.Statement, delivered: int, exc: Exception) -> Iterator[tuple]:
+        """The keys after the first `delivered` rows, listed in the failed statement's own order (same WHERE,
+        same ORDER BY), each once, streamed. A key that cannot be listed either makes the file permanently
+        unreadable: nothing tells its rows apart."""
+        previous: tuple | None = None
         try:
-            listed = [key for batch in self._reader(self._key_listing)
-                      for key in self._keys_of(self._named(batch, self._spec.source_key_columns))]
+            for batch in self._reader(listing):
+                for key in self._keys_of(self._named(batch, self._spec.source_key_columns)):
+                    if delivered:
+                        delivered -= 1
+                    elif key != previous:
+                        previous = key
+                        yield key
         except arrow_odbc.Error as listing_error:
+            table = self._spec.source_table
             raise As400DataMappingError(
                 f"reading {table} failed: Db2 for i could not deliver its data ({self._settings.redact(str(exc))}) "
                 f"and its key columns ({', '.join(self._spec.source_key_columns)}) cannot be listed either "
                 f"({self._settings.redact(str(listing_error))}); the invalid decimal data in {table} must be "
                 "corrected at the source (IBM Support: Correcting Decimal Data Errors)"
             ) from None
-        yield from self._narrowed(list(dict.fromkeys(listed[delivered:])), delivered_keys)
 
-    def _narrowed(self, keys: list[tuple], delivered_keys: dict[tuple, int]) -> Iterator[pa.RecordBatch]:
-        """The rows of `keys` in chunks, less copies already delivered (a key straddling the failure, in a
-        file without a unique key), combined into batches of the usual size."""
+    def _narrowed(self, keys: Iterable[tuple], delivered_keys: dict[tuple, int]) -> Iterator[pa.RecordBatch]:
+        """The rows of `keys` in chunks, less copies already delivered (the key that straddled the failure, in
+        a file without a unique key), combined into batches of the usual size."""
         connection = self._bound_connection()
         pending: list[pa.RecordBatch] = []
-        for start in range(0, len(keys), REPLAY_CHUNK):
-            for batch in self._narrow(connection, keys[start : start + REPLAY_CHUNK]):
+        keys = iter(keys)
+        while chunk := list(itertools.islice(keys, REPLAY_CHUNK)):
+            for batch in self._narrow(connection, chunk):
                 batch = self._without_delivered(batch, delivered_keys)
                 if batch.num_rows:
                     pending.append(batch)
@@ -266,14 +276,15 @@ class As400Extraction:
                 yield from self._narrow(connection, keys[:middle])
                 yield from self._narrow(connection, keys[middle:])
                 return
-            self.undeliverable_rows += 1
             yield self._field_by_field(connection, keys[0])
             return
         yield from batches
 
     def _field_by_field(self, connection: arrow_odbc.Connection, key: tuple) -> pa.RecordBatch:
         """One undeliverable row: each field read alone; a field Db2 for i cannot deliver is read with HEX
-        and handed over as its stored bytes (binary), which the decoders reject naming SQL0802."""
+        and handed over as its stored bytes (binary), which the decoders reject naming SQL0802. A key that
+        several rows hold (a file without a unique key) comes back as that many rows, its fields paired by
+        position; such rows are duplicates the engine quarantines anyway."""
         key_names = self._layout.select_names(self._spec.source_key_columns)
         arrays = []
         for name in self._spec.source_columns:

@@ -240,3 +240,51 @@ def test_a_sensor_on_a_file_without_a_stamp_index_fails_naming_the_index_to_crea
         assert "sensor: PRODUCTLIB.PRODUCTS has no index led by CHGDAT, CHGTIM" in report
     finally:
         as400_source_sql('create index if not exists "PRODUCTS_CHG" on "PRODUCTLIB"."PRODUCTS" ("CHGDAT", "CHGTIM")')
+
+
+@pytest.fixture
+def measurements_without_unique_key(as400_source_sql: Callable[[str], None]) -> Iterator[None]:
+    """MEASUREMENTS as a DDS file keyed but not UNIQUE: duplicates exist on real IBM i."""
+    as400_source_sql('alter table "PRODUCTLIB"."MEASUREMENTS" drop constraint "MEASUREMENTS_PK"')
+    as400_source_sql('create index "MEASUREMENTS_KEY" on "PRODUCTLIB"."MEASUREMENTS" ("ITEMNO", "MEASTYP")')
+    try:
+        yield
+    finally:
+        as400_source_sql('drop index "PRODUCTLIB"."MEASUREMENTS_KEY"')
+        as400_source_sql('delete from "PRODUCTLIB"."MEASUREMENTS"')
+        as400_source_sql('alter table "PRODUCTLIB"."MEASUREMENTS" add constraint "MEASUREMENTS_PK" '
+                         'primary key ("ITEMNO", "MEASTYP")')
+
+
+def test_a_read_failing_mid_stream_resumes_with_every_row_delivered_exactly_once(
+    seed: Callable[..., SeedManifest], as400: As400Resource, as400_owner_url: str,
+    as400_source_sql: Callable[[str], None], measurements_without_unique_key: None,
+) -> None:
+    """12,000 rows read in key order through a cursor (psqlODBC fetches 10,000 rows per round trip): the bad
+    row is in the second round trip, so 10,000 rows are delivered before SQL0802. The key at rows 10,000 and
+    10,001 is held by two rows (no unique key), straddling the failure. The resumed read delivers the rest:
+    every row exactly once, the bad one as its stored bytes."""
+    seed(products=3000, warehouses=1, bad_share=0.0)
+    as400_source_sql("""insert into "PRODUCTLIB"."MEASUREMENTS" select * from "PRODUCTLIB"."MEASUREMENTS"
+                        where "ITEMNO" = 'ITM000002500' and "MEASTYP" = 'WID'""")  # sorted position 10,000
+    as400_source_sql('analyze "PRODUCTLIB"."MEASUREMENTS"')
+    dds.store_packed(as400_owner_url, "PRODUCTLIB.MEASUREMENTS", {"MEASVAL": (11, 4)})
+    try:
+        dds.plant_bytes(as400_owner_url, "PRODUCTLIB.MEASUREMENTS", "MEASVAL",
+                        {"ITEMNO": "ITM000002900", "MEASTYP": "WGT"}, BLANKS)
+        source = As400Source(_stand_in(as400, batch_rows=500))
+        copies: dict[tuple[str, str], int] = {}
+        undeliverable = []
+        with source.extract(MEASUREMENT, None) as extraction:
+            for batch in extraction.batches():
+                for row in batch.to_pylist():
+                    key = (row["ITEMNO"].rstrip(), row["MEASTYP"])
+                    copies[key] = copies.get(key, 0) + 1
+                    if isinstance(row["MEASVAL"], bytes):
+                        undeliverable.append((key, row["MEASVAL"]))
+    finally:
+        dds.restore(as400_owner_url, "PRODUCTLIB.MEASUREMENTS")
+    assert sum(copies.values()) == 12_001 and len(copies) == 12_000
+    assert {key for key, count in copies.items() if count != 1} == {("ITM000002500", "WID")}
+    assert copies[("ITM000002500", "WID")] == 2
+    assert undeliverable == [(("ITM000002900", "WGT"), BLANKS)]
