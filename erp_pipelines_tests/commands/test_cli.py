@@ -101,7 +101,8 @@ def test_test_connection_reports_each_source_plainly(cli_env: dict[str, str]) ->
     for line in ("driver psqlodbcw.so", "server PostgreSQL", "isolation read committed", "text read as UTF8",
                  "TLS on (SSLmode=require", "product PRODUCTLIB.PRODUCTS: 1 member(s)",
                  "CCSID 37: ITEMNO, ITEMDESC, SKU, ITEMCLS, UOM, ITEMSTS", "not journaled",
-                 "sensor stamp index: PRODUCTLIB.PRODUCTS_CHG (INDEX: CHGDAT,CHGTIM)"):
+                 "sensor stamp index: PRODUCTLIB.PRODUCTS_CHG (INDEX: CHGDAT,CHGTIM)",
+                 "system name PRODUCTLIB/PRODUCTS"):
         assert line in ok.stdout, line
     wrong = {**cli_env, "AS400_PASSWORD": "not-the-password-42", "LEGACY_API_PASSWORD": "also-wrong-43"}
     failed = erp_sync(wrong, "test-connection")

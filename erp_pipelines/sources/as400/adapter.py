@@ -158,13 +158,16 @@ class As400Extraction:
                     last_key = key
                 yield from self._tracked(batch)
         except arrow_odbc.Error as exc:
-            if not is_data_mapping_error(exc):
-                where = " mid-stream" if delivered else ""
-                raise self._settings.connection_error(f"reading {self._spec.source_table} failed{where}", exc) from None
+            self._raise_unless_data_mapping(exc, " mid-stream" if delivered else "")
             if chunk is None:
                 yield from self._resume(delivered, delivered_keys, exc)
             else:
                 yield from self._narrowed(list(dict.fromkeys(chunk)), delivered_keys)
+
+    def _raise_unless_data_mapping(self, exc: Exception, where: str = "") -> None:
+        """Any driver error but SQL0802 ends the read as a connection error (retried), password removed."""
+        if not is_data_mapping_error(exc):
+            raise self._settings.connection_error(f"reading {self._spec.source_table} failed{where}", exc) from None
 
     def _named(self, batch: pa.RecordBatch, names: Sequence[str]) -> pa.RecordBatch:
         """The batch with the spec's column names: the select list was the spec's columns in the file's (SQL)
@@ -269,8 +272,7 @@ class As400Extraction:
             batches = [self._named(batch, self._spec.source_columns)
                        for batch in self._reader(statement, connection)]
         except arrow_odbc.Error as exc:
-            if not is_data_mapping_error(exc):
-                raise self._settings.connection_error(f"reading {self._spec.source_table} failed", exc) from None
+            self._raise_unless_data_mapping(exc)
             if len(keys) > 1:
                 middle = len(keys) // 2
                 yield from self._narrow(connection, keys[:middle])
@@ -294,8 +296,7 @@ class As400Extraction:
                     connection, sql.select_keys(self._layout.table, [column], key_names, [key])
                 )
             except arrow_odbc.Error as exc:
-                if not is_data_mapping_error(exc):
-                    raise self._settings.connection_error(f"reading {self._spec.source_table} failed", exc) from None
+                self._raise_unless_data_mapping(exc)
                 hexed = self._single_column(connection, sql.column_hex(self._layout.table, column, key_names, key))
                 value = pa.array([None if text is None else bytes.fromhex(text) for text in hexed.to_pylist()],
                                  pa.binary())
@@ -591,11 +592,14 @@ class As400Source:
         members = f"{stats[0][0]} member(s), {stats[0][1]} rows" if stats else "members unknown"
         names = self._run(connection, sql.system_names(table), table)
         journal = "not journaled (or its journal is not readable by this user)"
+        system_name = "system name unknown"
         if names:
-            rows = self._run(connection, sql.journaling(names[0][0].strip(), names[0][1].strip()), table)
+            library, file = names[0][0].strip(), names[0][1].strip()
+            system_name = f"system name {library}/{file}"
+            rows = self._run(connection, sql.journaling(library, file), table)
             if rows:
                 journal = f"journaled to {rows[0][0].strip()}/{rows[0][1].strip()}"
-        report = f"{spec.entity} {table}: {members}; {ccsids or 'no character columns'}; {journal}"
+        report = f"{spec.entity} {table}: {system_name}; {members}; {ccsids or 'no character columns'}; {journal}"
         if spec.change_tracking is not None:
             try:
                 layout = self.check_columns(spec, connection)
