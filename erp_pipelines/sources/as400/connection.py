@@ -44,7 +44,7 @@ PROFILE_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
         # and pyodbc and arrow-odbc both connect in autocommit. *NONE would read rows another job has
         # changed and not committed, so a sync could load a row that job later rolls back. The price of *CS:
         # a read waits for a row locked by an uncommitted change, up to the file's record wait time, then
-        # fails with SQL0913, which is retried as transient. README "IBM i isolation" explains the choice.
+        # fails with SQL0913, which is retried as transient. README "The driver profile, and why" has more.
         "CMT": "1",
         "TRUEAUTOCOMMIT": "1",
         # The client code page for narrow (SQL_C_CHAR) data: 1208 = UTF-8, whatever the process locale says

@@ -2,11 +2,10 @@
 
 Every statement sent to the AS400 is built here and then passed through `guard_select`, which accepts
 only one read-only SELECT over whitelisted tables. Values are never part of the text: they travel as
-bound parameters. Only the common subset of Db2 for i and PostgreSQL is emitted (`FETCH FIRST n ROWS
-ONLY`, `FOR READ ONLY`, quoted upper-case names, `?` markers).
-
-Clauses only Db2 for i knows (`OPTIMIZE FOR n ROWS`) are emitted for the `ibmi` driver profile only: the
-PostgreSQL stand-in's grammar has no such clause (see `optimize` below).
+bound parameters. Db2 for i syntax is emitted (`FETCH FIRST n ROWS ONLY`, `FOR READ ONLY`, quoted upper-case
+names, `?` markers, `HEX()`, which the stand-in defines as a function), and the optimize clause (`OPTIMIZE
+FOR ALL ROWS`, `OPTIMIZE FOR 1 ROW`) for the `ibmi` driver profile only: the PostgreSQL stand-in's grammar
+has no such clause (`ALL_ROWS`, `FIRST_ROW` below).
 
 A `streamed` statement (the table read) goes through a server-side cursor; on the stand-in psqlODBC then
 writes its parameters into the cursor's text itself (escaped), which is why only integers the code
