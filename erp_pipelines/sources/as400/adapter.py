@@ -499,7 +499,10 @@ class As400Source:
         assert spec.change_tracking is not None
         wanted = [name.upper() for name in layout.select_names(spec.change_tracking.columns)]
         for schema, name, kind, keys in self._run(connection, sql.table_indexes(layout.table), layout.table):
-            leading = [key.strip().strip('"').upper() for key in (keys or "").split(",")][: len(wanted)]
+            # COLUMN_NAMES is "a comma separated list of the column names that define the index key"; an
+            # ordering word after a name, should one appear, is not part of it.
+            leading = [(key.split() or [""])[0].strip('"').upper() for key in (keys or "").split(",")]
+            leading = leading[: len(wanted)]
             if leading == wanted:
                 return f"{schema.strip()}.{name.strip()} ({kind.strip()}: {keys.strip()})"
         return None
