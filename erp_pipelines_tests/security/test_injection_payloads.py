@@ -49,7 +49,7 @@ PAYLOADS: list[str] = [
     "/* comment */ x",
     "x -- trailing comment",
     "x; COMMIT; DROP TABLE y",
-    "$1",
+    "$1 OR 1=1",  # a PostgreSQL positional parameter; "$1" alone is a valid IBM i system name
     ":1",
     "? OR 1=1",
     "\\'; SELECT 1; --",
@@ -110,7 +110,7 @@ def test_as400_names_refused_before_any_connection(
     for spec in bad_specs:
         with pytest.raises(UnsafeSqlError, match="catalog entry 'product'"), source.extract(spec, None):
             pytest.fail("the extraction must not start")
-        with pytest.raises(UnsafeSqlError, match="catalog entry 'product'"), source.extract_keys(spec, ["K"]):
+        with pytest.raises(UnsafeSqlError, match="catalog entry 'product'"), source.extract_keys(spec, [("K",)]):
             pytest.fail("the replay must not start")
         with pytest.raises(UnsafeSqlError, match="catalog entry 'product'"):
             source.count_rows(spec)
