@@ -50,7 +50,8 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(
     with app_db.connect() as connection:  # kill it while it stages the read (its own session's temporary table)
         while time.monotonic() < deadline and not staging and worker.poll() is None:
             staging = connection.execute(sa.text(
-                "select exists (select 1 from pg_stat_activity where query like 'copy \"stage_product_stock\"%')"
+                "select exists (select 1 from pg_stat_activity where state = 'active' "
+                "and query like 'copy \"stage_product_stock\"%')"
             )).scalar_one()
             connection.commit()
             time.sleep(0.02)

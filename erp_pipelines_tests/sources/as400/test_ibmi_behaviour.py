@@ -151,7 +151,7 @@ def test_rows_the_driver_cannot_deliver_are_quarantined_with_their_bytes_and_the
     report = run_sync(MEASUREMENT, small_batches.source(), app_db, mode="full")
     assert (report.status, report.processed, report.created, report.rejected) == ("PARTIALLY_COMPLETED", 240, 238, 2)
     assert _rows(app_db, "select count(distinct (item_number, measure_type)) from product_measurement") == [(238,)]
-    quarantined = {row.source_key: row for row in _rows(
+    quarantined = {"|".join(row.source_key): row for row in _rows(
         app_db, "select source_key, rules, error_message, raw_record from sync_error where resolved_at is null")}
     assert sorted(quarantined) == ["ITM000000009|WGT", "ITM000000050|LEN"]
     bad_value, bad_stamp = quarantined["ITM000000009|WGT"], quarantined["ITM000000050|LEN"]
