@@ -52,6 +52,14 @@ class RawRest:
         return requests.get(f"{self.base_url}/_emulator/stats", timeout=10).json()
 
 
+@pytest.fixture(autouse=True)
+def legacy4d_session_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where this test's "deployment" keeps its 4D session (LEGACY_API_SESSION_FILE): never the operator's."""
+    path = str(tmp_path_factory.mktemp("legacy_4d_session") / "session.json")
+    monkeypatch.setenv("LEGACY_API_SESSION_FILE", path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def legacy4d_store_url() -> str:
     url = os.environ.get("TEST_LEGACY4D_STORE_URL") or os.environ.get("LEGACY4D_STORE_URL")

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from erp_pipelines.app_db.tables import sync_alert
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.audit import Audit, source_keys
 from erp_pipelines.engine.loader import TargetWriter
@@ -150,9 +151,18 @@ def _run_locked(
     effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
     if effective == "incremental" and watermark is None:
         effective = "full"
+    forced = _full_sync_reason(source, spec, watermark) if effective == "incremental" else None
+    if forced:
+        effective = "full"
     report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
                         watermark_before=watermark, max_rejected_share=limit)
     report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
+    if forced:
+        report.error_message = f"full sync forced: {forced}"
+        connection.execute(sa.insert(sync_alert).values(kind="full_sync_forced", entity=spec.entity,
+                                                        message=forced, run_key=f"sync_run:{report.sync_run_id}"))
+        connection.commit()
+        _log(spec).warning("%s: %s", spec.entity, report.error_message)
     _log(spec).debug("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
     try:
         _load(spec, source, connection, audit, report, watermark, on_batch)
@@ -194,6 +204,20 @@ def _run_locked(
     if report.status == "FAILED":
         raise RejectedShareExceededError(report)
     return report
+
+
+def _full_sync_reason(source: SourceAdapter, spec: TableSpec, watermark: Watermark | None) -> str | None:
+    """A source that can tell its stored watermark no longer means anything (4D: the global stamp went below it
+    after a restored data file) turns an incremental run into a full one. If asking fails, the run itself will
+    meet the problem and fail with it, recorded."""
+    check = getattr(source, "full_sync_reason", None)
+    if check is None or watermark is None:
+        return None
+    try:
+        return check(spec, watermark)
+    except Exception as exc:
+        _log(spec).warning("%s: could not check the watermark before the run: %s", spec.entity, exc)
+        return None
 
 
 def _load(
@@ -263,7 +287,7 @@ def _load(
             connection.commit()
             return
         deleted_keys = extraction.deleted_keys()
-        if full:
+        if full and spec.distinct_values_of is None:  # a derived reference table is get-or-create: never deleted
             report.deleted = writer.soft_delete_missing()
         elif deleted_keys is not None and deleted_keys.num_rows:
             decoded = pa.Table.from_arrays(

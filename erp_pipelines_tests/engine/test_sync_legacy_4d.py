@@ -65,7 +65,7 @@ def test_all_tables_load_with_bad_records_quarantined(
 def test_incremental_reads_changes_and_deletions_by_global_stamp(
     legacy4d_seeded: dict, legacy4d_server: EmulatorServer, legacy4d_store: LegacyStore, app_db: sa.Engine
 ) -> None:
-    resource = _resource(legacy4d_server)
+    resource = _resource(legacy4d_server, overlap_stamps=0)  # exact counts; the overlap has its own test
     _sync_all(resource, app_db)
     product = _rows(app_db, "select legacy_id, list_price from erp_product order by legacy_id limit 1")[0]
     legacy4d_store.update("Products", product.legacy_id, {"Price": 1234.5})
@@ -110,11 +110,31 @@ def test_child_whose_parent_is_missing_is_rejected_with_that_reason(
     assert error.raw_record["CustomerID"] == 77
 
 
-def test_a_sync_holds_one_license_and_releases_it(
+def test_every_sync_of_a_deployment_runs_in_its_one_session(
     legacy4d_seeded: dict, make_legacy4d_server, app_db: sa.Engine
 ) -> None:
+    """Logging out frees nothing on 4D v18-v21, so the deployment keeps its one session (and its one license)
+    for every sync, incremental or full, instead of leaving one behind per sync."""
     server = make_legacy4d_server(licenses=1)
+    _sync_all(_resource(server), app_db, mode="full")
     _sync_all(_resource(server), app_db)
     stats = requests.get(f"{server.base_url}/_emulator/stats", timeout=10).json()
-    assert stats["max_concurrent_sessions"] == 1
-    assert stats["sessions_open"] == 0
+    assert stats["sessions_opened"] == 1
+    assert stats["max_concurrent_sessions"] == stats["licenses_in_use"] == 1
+    logins = [r for r in stats["last_requests"] if r["target"] == "/rest/$directory/login"]
+    assert len(logins) <= 1
+
+
+def test_the_overlap_re_reads_recent_stamps_and_counts_them_unchanged(
+    legacy4d_seeded: dict, legacy4d_server: EmulatorServer, legacy4d_store: LegacyStore, app_db: sa.Engine
+) -> None:
+    """A record saved in a 4D transaction before the watermark was read and committed after its page was read
+    carries a stamp below the next watermark; re-reading LEGACY_SYNC_OVERLAP_STAMPS below it catches it."""
+    spec = get_spec("erp_customer")
+    run_sync(spec, _resource(legacy4d_server).source(), app_db, mode="full", max_rejected_share=0.5)
+    legacy4d_store.update("Customers", 1, {"CreditLimit": 4321.0})
+    report = run_sync(spec, _resource(legacy4d_server, overlap_stamps=100_000).source(), app_db,
+                      max_rejected_share=0.5)
+    assert report.updated == 1 and report.created == 0
+    assert report.processed == legacy4d_store.count("Customers")  # everything re-read, only the change written
+    assert report.unchanged == report.processed - report.updated - report.rejected

@@ -185,6 +185,7 @@ class SessionManager:
                 self._take(session)
             self._sessions[session.id] = session
             self.opened += 1
+            self.max_concurrent = max(self.max_concurrent, self._in_use())
             return session
 
     def take_license(self, session: Session) -> None:
