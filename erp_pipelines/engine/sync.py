@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import sync_alert
+from erp_pipelines.app_db.tables import sync_alert, sync_run
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.audit import Audit, source_keys
 from erp_pipelines.engine.loader import TargetWriter
@@ -151,18 +151,9 @@ def _run_locked(
     effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
     if effective == "incremental" and watermark is None:
         effective = "full"
-    forced = _full_sync_reason(source, spec, watermark) if effective == "incremental" else None
-    if forced:
-        effective = "full"
     report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
                         watermark_before=watermark, max_rejected_share=limit)
     report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
-    if forced:
-        report.error_message = f"full sync forced: {forced}"
-        connection.execute(sa.insert(sync_alert).values(kind="full_sync_forced", entity=spec.entity,
-                                                        message=forced, run_key=f"sync_run:{report.sync_run_id}"))
-        connection.commit()
-        _log(spec).warning("%s: %s", spec.entity, report.error_message)
     _log(spec).debug("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
     try:
         _load(spec, source, connection, audit, report, watermark, on_batch)
@@ -206,18 +197,24 @@ def _run_locked(
     return report
 
 
-def _full_sync_reason(source: SourceAdapter, spec: TableSpec, watermark: Watermark | None) -> str | None:
+def _force_full_sync_if_needed(
+    spec: TableSpec, source: SourceAdapter, connection: sa.Connection, report: SyncReport, watermark: Watermark,
+) -> None:
     """A source that can tell its stored watermark no longer means anything (4D: the global stamp went below it
-    after a restored data file) turns an incremental run into a full one. If asking fails, the run itself will
-    meet the problem and fail with it, recorded."""
+    after a restored data file) turns this incremental run into a full one: the run says why (sync_run.mode and
+    error_message) and a sync_alert is raised. A failure to ask fails the run, recorded like any other."""
     check = getattr(source, "full_sync_reason", None)
-    if check is None or watermark is None:
-        return None
-    try:
-        return check(spec, watermark)
-    except Exception as exc:
-        _log(spec).warning("%s: could not check the watermark before the run: %s", spec.entity, exc)
-        return None
+    reason = check(spec, watermark) if check is not None else None
+    if not reason:
+        return
+    report.mode = "full"
+    report.error_message = f"full sync forced: {reason}"
+    connection.execute(sa.update(sync_run).where(sync_run.c.id == report.sync_run_id)
+                       .values(mode="full", error_message=report.error_message))
+    connection.execute(sa.insert(sync_alert).values(kind="full_sync_forced", entity=spec.entity, message=reason,
+                                                    run_key=f"sync_run:{report.sync_run_id}"))
+    connection.commit()
+    _log(spec).warning("%s: %s", spec.entity, report.error_message)
 
 
 def _load(
@@ -229,6 +226,8 @@ def _load(
     watermark: Watermark | None,
     on_batch: Callable[[SyncReport], None] | None,
 ) -> None:
+    if report.mode == "incremental" and watermark is not None:
+        _force_full_sync_if_needed(spec, source, connection, report, watermark)
     full, replay = report.mode == "full", report.mode == "replay"
     run_id = report.sync_run_id or 0
     writer = TargetWriter(connection, spec, run_id)

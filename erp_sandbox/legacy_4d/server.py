@@ -706,7 +706,7 @@ class RestApp:
         """The strict reading of DOC docs/REST/$attributes.md: ``$attributes`` names related attributes
         (``rel``, ``rel.*``, ``rel.x``); storage attributes go in the path (``/rest/Class/a,b``)."""
         for name in (text or "").split(","):
-            attr = dc.attribute(name.strip())
+            attr = dc.attribute(name.strip().partition(".")[0])
             if name.strip() and (attr is None or not attr.is_relation):
                 raise RestError(404, (1804, f'Cannot completely build a list of attributes with "{name.strip()}": '
                                             "$attributes takes related attributes; give storage attributes in "

@@ -633,17 +633,24 @@ class Legacy4DClient:
 
     def _login_exchange(self, state: SessionState, path: str, *, headers: dict, body: str | None = None
                         ) -> requests.Response:
-        try:
-            return self._exchange(state, "POST", self._url(path, None), headers=headers, body=body)
-        except requests.Timeout:
-            raise Legacy4DError(
-                f"4D server {self.base_url} did not answer POST /rest/{path} within {self.timeout:g} s; not "
-                "retried, since the server may still open that session (it holds a 4D license until the session "
-                "times out). Retry the run later, or raise LEGACY_API_TIMEOUT"
-            ) from None
-        except requests.ConnectionError as exc:
-            raise Legacy4DError(f"4D server {self.base_url} unreachable for POST /rest/{path}: "
-                                f"{type(exc).__name__}") from None
+        """A login request: retried only when it never reached the server (connection refused or not
+        established); a read timeout is not, since the server may still open that session."""
+        attempt = 0
+        while True:
+            try:
+                return self._exchange(state, "POST", self._url(path, None), headers=headers, body=body)
+            except requests.ReadTimeout:
+                raise Legacy4DError(
+                    f"4D server {self.base_url} did not answer POST /rest/{path} within {self.timeout:g} s; not "
+                    "retried, since the server may still open that session (it holds a 4D license until the "
+                    "session times out). Retry the run later, or raise LEGACY_API_TIMEOUT"
+                ) from None
+            except requests.ConnectionError as exc:
+                if attempt >= self.max_retries:
+                    raise Legacy4DError(f"4D server {self.base_url} unreachable for POST /rest/{path} after "
+                                        f"{attempt + 1} attempt(s): {type(exc).__name__}") from None
+                self._backoff(attempt, f"{type(exc).__name__} on POST /rest/{path}")
+                attempt += 1
 
     def _directory_login(self, state: SessionState, fingerprint: str) -> None:
         """``POST $directory/login`` with ``username-4D``/``password-4D`` headers (DOC
