@@ -663,7 +663,7 @@ class Legacy4DClient:
             log.info("logged in to 4D REST server %s as %s", self.base_url, self.username)
             return
         if response.status_code in (200, 401):
-            state.refused = fingerprint
+            state.refused, state.authenticated_as = fingerprint, None
             raise Legacy4DAuthError(
                 f"4D login refused for user {self.username!r} at {self.base_url} (HTTP {response.status_code}); "
                 "not retried", status=response.status_code, err_codes=[1822], messages=["REST login failed"])
@@ -676,10 +676,13 @@ class Legacy4DClient:
         body = authentify_body(self._authentify_template, self.username or "", self._password or "")
         response = self._login_exchange(state, "$catalog/authentify", headers={"Content-Type": "application/json"},
                                         body=body)
-        if response.status_code == 404:
+        if response.status_code in (401, 404):
+            # In force-login mode a guest may always call authentify() (DOC 20-R5 authUsers "Function
+            # authentify"): a refusal or an unknown function means the server is in the default mode.
             raise Legacy4DAuthError(
-                f"4D server {self.base_url} has no authentify() function (HTTP 404 on $catalog/authentify): it is "
-                "probably not in force-login mode; set LEGACY_API_AUTH=directory", status=404)
+                f"4D server {self.base_url} has no authentify() function open to guests (HTTP "
+                f"{response.status_code} on POST /rest/$catalog/authentify): it is probably not in force-login "
+                "mode; set LEGACY_API_AUTH=directory", status=response.status_code)
         if response.status_code != 200:
             raise self._error("POST", "$catalog/authentify", response, 1)
         self._authentify_result = self._json(response).get("result")

@@ -75,15 +75,19 @@ class SessionJar:
         try:
             if self.path is None:
                 state = self._memory.get(server) or SessionState(server=server)
-                yield state
-                self._memory[server] = state
+                try:
+                    yield state
+                finally:  # kept even when the exchange failed: a refused login's session is still the one held
+                    self._memory[server] = state
                 return
             with self._file_lock(wait):
                 state = self._read(server)
                 before = asdict(state)
-                yield state
-                if asdict(state) != before:
-                    self._write(state)
+                try:
+                    yield state
+                finally:
+                    if asdict(state) != before:
+                        self._write(state)
         finally:
             self._thread_lock.release()
 
