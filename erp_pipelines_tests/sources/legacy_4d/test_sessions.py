@@ -124,13 +124,13 @@ def test_a_directory_login_on_a_force_login_server_says_so(
     legacy4d_seeded: dict, make_legacy4d_server: Callable[..., EmulatorServer], tmp_path: Path,
 ) -> None:
     server = make_legacy4d_server(force_login=True)
-    with pytest.raises(Legacy4DAuthError, match="force-login mode .* set LEGACY_API_AUTH=authentify"):
+    with pytest.raises(Legacy4DAuthError, match=r"force-login mode .* set LEGACY_API_AUTH=authentify"):
         _resource(server, tmp_path / "a.json").source().test_connection(SPECS)
     wrong = _resource(server, tmp_path / "b.json", auth_mode="authentify", password="nope").source()
-    with pytest.raises(Legacy4DAuthError, match="authentify\\(\\) did not grant privileges.*returned Wrong password"):
+    with pytest.raises(Legacy4DAuthError, match=r"authentify\(\) did not grant privileges.*returned Wrong password"):
         wrong.count_rows(get_spec("erp_customer"))
     plain = make_legacy4d_server()
-    with pytest.raises(Legacy4DAuthError, match="no authentify\\(\\) function .* set LEGACY_API_AUTH=directory"):
+    with pytest.raises(Legacy4DAuthError, match=r"no authentify\(\) function .* set LEGACY_API_AUTH=directory"):
         _resource(plain, tmp_path / "c.json", auth_mode="authentify").source().count_rows(get_spec("erp_customer"))
     assert _stats(server)["licenses_in_use"] == 0  # no privileges granted, no license taken
 
