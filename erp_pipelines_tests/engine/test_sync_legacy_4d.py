@@ -22,8 +22,8 @@ PRODUCT_REJECT_KINDS = ("blank_name", "blank_sku", "duplicate_sku", "negative_pr
 
 
 def _resource(server: EmulatorServer, **overrides: object) -> Legacy4DResource:
-    return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD,
-                            page_size=100, batch_rows=250, **overrides)
+    options: dict = {"page_size": 100, "batch_rows": 250} | overrides
+    return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD, **options)
 
 
 def _sync_all(resource: Legacy4DResource, app_db: sa.Engine, mode: str = "incremental") -> dict[str, SyncReport]:
@@ -138,3 +138,49 @@ def test_the_overlap_re_reads_recent_stamps_and_counts_them_unchanged(
     assert report.updated == 1 and report.created == 0
     assert report.processed == legacy4d_store.count("Customers")  # everything re-read, only the change written
     assert report.unchanged == report.processed - report.updated - report.rejected
+
+
+CATEGORY_SPELLINGS = ["Plumbing ", "Plumbing", "\u00a0", "Tools", "tools", "Électricité", "Electricite", "  ", None]
+
+
+def _products_with_categories(store: LegacyStore, count: int) -> None:
+    store.insert("Products", [{
+        "ProductID": key, "ProductName": f"Product {key}", "SKU": f"SKU-{key}", "Price": 1.0, "IsPurchased": True,
+        "IsManufactured": False, "CreatedDate": "2024-05-06",
+        "Category": CATEGORY_SPELLINGS[key * 7 % len(CATEGORY_SPELLINGS)],
+    } for key in range(1, count + 1)])
+
+
+def test_categories_are_read_completely_and_decoded_like_the_product_column(
+    legacy4d_store: LegacyStore, legacy4d_server: EmulatorServer, app_db: sa.Engine
+) -> None:
+    """Not 4D's $distinct (entity-paged, case/accent-insensitive): a complete read, decoded by the same decoder
+    as erp_product.category, so every product's category names a category row exactly (case and accents as 4D
+    stores them; trailing spaces dropped; blank or NBSP-only is no category)."""
+    _products_with_categories(legacy4d_store, 60)
+    resource = _resource(legacy4d_server, page_size=4)
+    categories = run_sync(get_spec("erp_category"), resource.source(), app_db, mode="full")
+    products = run_sync(get_spec("erp_product"), resource.source(), app_db, mode="full")
+    assert (categories.rejected, products.rejected, products.created) == (0, 0, 60)
+    names = {row.name for row in _rows(app_db, "select name from erp_category where deleted_at is null")}
+    assert names == {"Plumbing", "Tools", "tools", "Électricité", "Electricite"}
+    used = {row.category for row in _rows(app_db, "select distinct category from erp_product")}
+    assert used == names | {None}
+    assert resource.source().count_rows(get_spec("erp_category")) == len(names)
+
+
+def test_get_or_create_never_deletes_a_category(
+    legacy4d_store: LegacyStore, legacy4d_server: EmulatorServer, app_db: sa.Engine
+) -> None:
+    _products_with_categories(legacy4d_store, 18)
+    resource = _resource(legacy4d_server)
+    run_sync(get_spec("erp_category"), resource.source(), app_db, mode="full")
+    legacy4d_store.delete("Products", [row["ProductID"] for row in legacy4d_store_products(legacy4d_store, "Tools")])
+    report = run_sync(get_spec("erp_category"), resource.source(), app_db, mode="full")
+    assert report.deleted == 0
+    assert _rows(app_db, "select deleted_at from erp_category where name = 'Tools'")[0].deleted_at is None
+
+
+def legacy4d_store_products(store: LegacyStore, category: str) -> list[dict]:
+    return [product for key in range(1, store.count("Products") + 1)
+            if (product := store.get("Products", key)) and product["Category"] == category]
