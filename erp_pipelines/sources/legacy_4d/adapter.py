@@ -281,6 +281,8 @@ class Legacy4DSource:
     def _dataclass(client: Legacy4DClient, name: str) -> dict:
         try:
             return client.dataclass(name)
+        except ValueError:
+            raise SchemaDriftError(f"dataclass {name!r} is not exposed by the 4D REST server (not a 4D name)") from None
         except Legacy4DError as exc:
             if exc.status == 404:
                 raise SchemaDriftError(f"dataclass {name} is not exposed by the 4D REST server") from None
