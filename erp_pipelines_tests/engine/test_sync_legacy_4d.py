@@ -21,8 +21,15 @@ PRODUCT_REJECT_KINDS = ("blank_name", "blank_sku", "duplicate_sku", "negative_pr
                         "control_chars", "oversized_text")
 
 
+@pytest.fixture(params=["directory", "authentify"])
+def legacy4d_server(request: pytest.FixtureRequest, make_legacy4d_server) -> EmulatorServer:
+    """Every test here runs against a default-mode server (directory login) and a force-login one."""
+    return make_legacy4d_server(force_login=request.param == "authentify")
+
+
 def _resource(server: EmulatorServer, **overrides: object) -> Legacy4DResource:
-    options: dict = {"page_size": 100, "batch_rows": 250} | overrides
+    mode = "authentify" if server.config.force_login else "directory"
+    options: dict = {"page_size": 100, "batch_rows": 250, "auth_mode": mode} | overrides
     return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD, **options)
 
 
@@ -123,6 +130,16 @@ def test_every_sync_of_a_deployment_runs_in_its_one_session(
     assert stats["max_concurrent_sessions"] == stats["licenses_in_use"] == 1
     logins = [r for r in stats["last_requests"] if r["target"] == "/rest/$directory/login"]
     assert len(logins) <= 1
+
+
+@pytest.mark.parametrize("force_login", [False, True], ids=["directory", "authentify"])
+def test_every_sync_holds_the_one_license_in_both_login_modes(
+    force_login: bool, legacy4d_seeded: dict, make_legacy4d_server, app_db: sa.Engine
+) -> None:
+    server = make_legacy4d_server(licenses=1, force_login=force_login)
+    _sync_all(_resource(server), app_db, mode="full")
+    stats = requests.get(f"{server.base_url}/_emulator/stats", timeout=10).json()
+    assert stats["sessions_opened"] == 1 and stats["max_concurrent_sessions"] == 1
 
 
 def test_the_overlap_re_reads_recent_stamps_and_counts_them_unchanged(

@@ -32,6 +32,8 @@ from erp_pipelines.sources.base import SettingError, SourceAuthenticationError
 from erp_pipelines.sources.legacy_4d.session import SessionJar, SessionState
 
 log = logging.getLogger(__name__)
+# What a run must say about its session goes to the 4D sync log (logs/legacy_4d_sync.log) as well.
+run_log = logging.getLogger("erp_pipelines.sync.legacy_4d")
 
 Condition = tuple[str, str, object]
 
@@ -594,7 +596,7 @@ class Legacy4DClient:
                    "restart, or the session was dropped)")
             message = (f"4D handed this deployment a new REST session ({why}); it holds a 4D license until it "
                        "has been idle for the inactivity timeout")
-            log.warning(message)
+            run_log.warning(message)
             self.session_changes.append(message)
         state.session_id = current
         state.sessions_seen += 1
