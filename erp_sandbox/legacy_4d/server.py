@@ -86,6 +86,9 @@ class EmulatorConfig:
     # DOC docs/REST/$attributes.md documents $attributes for related attributes; storage attributes are picked
     # with the path form /rest/Class/a,b (manData.md "Selecting Attributes to get"). False refuses the other form.
     plain_attributes_param: bool = True
+    # An administrator may give the session cookie a domain (WEB SET OPTION / web settings); one that does not
+    # match the name the client uses makes the client drop it, and every request opens another session.
+    cookie_domain: str | None = None
 
     @property
     def auth_required(self) -> bool:
@@ -551,6 +554,8 @@ class RestApp:
         """DOC docs/REST/authUsers.md (v18): ``WASID4D``; DOC https://developer.4d.com/docs/WebServer/sessions:
         scalable sessions use the private cookie ``4DSID_<AppName>``. Real servers send both."""
         attrs = "; Path=/; HttpOnly; SameSite=Strict" + (f"; Max-Age={max_age}" if max_age is not None else "")
+        if self.config.cookie_domain:
+            attrs += f"; Domain={self.config.cookie_domain}"
         return [("Set-Cookie", f"WASID4D={sid}{attrs}"), ("Set-Cookie", f"4DSID_{self.config.app_name}={sid}{attrs}")]
 
     # sessions
@@ -1064,10 +1069,11 @@ class EmulatorServer:
         force_login: bool = False,
         logout_releases: bool = False,
         plain_attributes_param: bool = True,
+        cookie_domain: str | None = None,
     ) -> None:
         self.config = EmulatorConfig(host, port, licenses, app_name, username, password, session_timeout,
                                      entity_set_timeout, log_requests, force_login, logout_releases,
-                                     plain_attributes_param)
+                                     plain_attributes_param, cookie_domain)
         tls = None
         if tls_cert:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -26,7 +26,7 @@ from erp_pipelines.resources import Legacy4DResource
 from erp_pipelines.sensors import legacy_4d_change_sensor
 from erp_pipelines.sources.base import SettingError
 from erp_pipelines.sources.legacy_4d.adapter import DATASTORE_MARKER
-from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError
+from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError
 from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, RawRest
 from erp_sandbox.legacy_4d.seed import seed_store
@@ -133,6 +133,17 @@ def test_a_directory_login_on_a_force_login_server_says_so(
     with pytest.raises(Legacy4DAuthError, match=r"no authentify\(\) function .* set LEGACY_API_AUTH=directory"):
         _resource(plain, tmp_path / "c.json", auth_mode="authentify").source().count_rows(get_spec("erp_customer"))
     assert _stats(server)["licenses_in_use"] == 0  # no privileges granted, no license taken
+
+
+def test_a_session_cookie_that_would_not_come_back_fails_at_once(
+    legacy4d_seeded: dict, make_legacy4d_server: Callable[..., EmulatorServer], tmp_path: Path,
+) -> None:
+    """A cookie domain that does not match LEGACY_API_HOST: requests drops the cookie, and every request would
+    open one more session (license); the first exchange says so instead."""
+    server = make_legacy4d_server(cookie_domain="erp4d.example.com")
+    with pytest.raises(Legacy4DError, match=r"session cookie for another domain or path .* LEGACY_API_HOST"):
+        _resource(server, tmp_path / "s.json").source().count_rows(get_spec("erp_customer"))
+    assert _stats(server)["sessions_opened"] == 1
 
 
 def test_test_connection_checks_change_tracking(
