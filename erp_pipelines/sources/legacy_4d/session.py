@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 from erp_pipelines.sources.base import SettingError
 
 LOCK_POLL_SECONDS = 0.05
+FINGERPRINT_ROUNDS = 100_000
 
 
 class SessionBusyError(TimeoutError):
@@ -50,8 +52,15 @@ class SessionState:
     sessions_seen: int = 0  # how many different sessions this deployment has been handed by the server
 
     def fingerprint(self, *parts: str) -> str:
-        """A salted hash naming a set of credentials, so a change of user, password or mode is noticed."""
-        return hashlib.sha256("\0".join([self.salt, *parts]).encode()).hexdigest()
+        """A salted, deliberately slow hash (PBKDF2) naming a set of credentials, so a change of user, password or
+        mode is noticed, without the file being a cheap way to guess the password."""
+        return _slow_hash(self.salt, "\0".join(parts))
+
+
+@functools.lru_cache(maxsize=16)
+def _slow_hash(salt: str, text: str) -> str:
+    """PBKDF2 once per process and credentials (each sensor tick builds a new client)."""
+    return hashlib.pbkdf2_hmac("sha256", text.encode(), bytes.fromhex(salt), FINGERPRINT_ROUNDS).hex()
 
 
 class SessionJar:
