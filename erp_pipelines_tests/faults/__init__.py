@@ -144,6 +144,15 @@ def deployment_jar(server: EmulatorServer) -> SessionJar:
     return _JARS.setdefault(server, SessionJar())
 
 
+def auth_mode_of(server: EmulatorServer) -> str:
+    """The login mode a deployment configures for this server (LEGACY_API_AUTH)."""
+    return "authentify" if server.config.force_login else "directory"
+
+
+def login_path(server: EmulatorServer) -> str:
+    return "$catalog/authentify" if server.config.force_login else "$directory/login"
+
+
 def legacy_source(
     server: EmulatorServer, *, batch_rows: int = 100, overlap_stamps: int = 0, **client: Any,
 ) -> Legacy4DSource:
@@ -151,7 +160,7 @@ def legacy_source(
     batches so faults land mid-read, a short retry backoff so the tests stay fast, and no overlap so run counts
     are exact (the overlap has its own test in engine/test_sync_legacy_4d.py)."""
     options: dict[str, Any] = {"page_size": 50, "backoff_seconds": 0.05, "timeout": 5.0,
-                               "jar": deployment_jar(server)} | client
+                               "jar": deployment_jar(server), "auth_mode": auth_mode_of(server)} | client
     credentials = (options.pop("username", USERNAME), options.pop("password", PASSWORD))
     return Legacy4DSource(lambda: Legacy4DClient(server.host, server.port, *credentials, **options),
                           batch_rows=batch_rows, overlap_stamps=overlap_stamps)
