@@ -89,6 +89,9 @@ class EmulatorConfig:
     # An administrator may give the session cookie a domain (WEB SET OPTION / web settings); one that does not
     # match the name the client uses makes the client drop it, and every request opens another session.
     cookie_domain: str | None = None
+    # Dataclasses with "Expose as REST resource" unchecked (DOC https://developer.4d.com/docs/REST/configuration):
+    # absent from $catalog, 404 to every request.
+    unexposed: tuple[str, ...] = ()
 
     @property
     def auth_required(self) -> bool:
@@ -641,16 +644,19 @@ class RestApp:
         return _json({"result": ""})
 
     # routing
+    def _exposed(self, name: str) -> DataClass | None:
+        return None if name in self.config.unexposed else DATACLASSES.get(name)
+
     def _route(self, method: str, resource: str, query: dict[str, str], body: bytes) -> Response:
+        exposed = [dc for dc in DATACLASSES.values() if dc.name not in self.config.unexposed]
         if resource.rstrip("/") == "$catalog":
             return _json({"__UNIQID": self.store.uniqid(), "dataClasses": [
-                {"name": n, "uri": f"/rest/$catalog/{n}", "dataURI": f"/rest/{n}"} for n in DATACLASSES
+                {"name": dc.name, "uri": f"/rest/$catalog/{dc.name}", "dataURI": f"/rest/{dc.name}"} for dc in exposed
             ]})
         if resource == "$catalog/$all":
-            return _json({"__UNIQID": self.store.uniqid(),
-                          "dataClasses": [catalog_dataclass(dc) for dc in DATACLASSES.values()]})
+            return _json({"__UNIQID": self.store.uniqid(), "dataClasses": [catalog_dataclass(dc) for dc in exposed]})
         if resource.startswith("$catalog/"):
-            dc = DATACLASSES.get(resource[len("$catalog/"):])
+            dc = self._exposed(resource[len("$catalog/"):])
             if dc is None:
                 raise dataclass_not_found(resource[len("$catalog/"):])
             return _json(catalog_dataclass(dc))
@@ -661,7 +667,7 @@ class RestApp:
         match = _RESOURCE.match(resource)
         if not match:
             raise malformed(f"cannot understand resource {resource!r}")
-        dc = DATACLASSES.get(match["cls"])
+        dc = self._exposed(match["cls"])
         if dc is None:
             raise dataclass_not_found(match["cls"])
         tail = (match["tail"] or "").strip("/")
@@ -1070,10 +1076,11 @@ class EmulatorServer:
         logout_releases: bool = False,
         plain_attributes_param: bool = True,
         cookie_domain: str | None = None,
+        unexposed: tuple[str, ...] = (),
     ) -> None:
         self.config = EmulatorConfig(host, port, licenses, app_name, username, password, session_timeout,
                                      entity_set_timeout, log_requests, force_login, logout_releases,
-                                     plain_attributes_param, cookie_domain)
+                                     plain_attributes_param, cookie_domain, tuple(unexposed))
         tls = None
         if tls_cert:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -209,7 +209,15 @@ class Legacy4DExtraction:
         by this run or, if created after its page was read, by the next one."""
         if self._since is None or self._spec.change_tracking is None or self._keys is not None:
             return None
-        deleted = self._client.deleted_records(self._spec.source_table, self._from_stamp())
+        try:
+            deleted = self._client.deleted_records(self._spec.source_table, self._from_stamp())
+        except Legacy4DError as exc:
+            if exc.status != 404:
+                raise
+            raise SchemaDriftError(
+                f"{self._spec.entity}: 4D's {DELETED_RECORDS} table is not exposed to REST, so deletions cannot be "
+                "read (data change tracking: DOC https://developer.4d.com/docs/ORDA/global-stamp); expose it, or "
+                "run full syncs, which soft-delete what disappeared") from None
         keys = list(dict.fromkeys(str(record["__PrimaryKey"]) for record in deleted))
         live = {
             str(record[self._key])

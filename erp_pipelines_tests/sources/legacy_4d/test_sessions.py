@@ -24,7 +24,7 @@ from erp_pipelines.definitions import defs
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import Legacy4DResource
 from erp_pipelines.sensors import legacy_4d_change_sensor
-from erp_pipelines.sources.base import SettingError
+from erp_pipelines.sources.base import SchemaDriftError, SettingError
 from erp_pipelines.sources.legacy_4d.adapter import DATASTORE_MARKER
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError
 from erp_pipelines.sources.legacy_4d.session import SessionJar
@@ -147,11 +147,26 @@ def test_a_session_cookie_that_would_not_come_back_fails_at_once(
 
 
 def test_test_connection_checks_change_tracking(
-    legacy4d_seeded: dict, legacy4d_server: EmulatorServer, tmp_path: Path,
+    legacy4d_seeded: dict, legacy4d_server: EmulatorServer, app_db: sa.Engine, tmp_path: Path,
 ) -> None:
-    found = _resource(legacy4d_server, tmp_path / "s.json").source().test_connection(SPECS)
+    source = _resource(legacy4d_server, tmp_path / "s.json").source()
+    found = source.test_connection(SPECS)
     assert found.startswith("default mode, directory login; change tracking ready (global stamp ")
     assert "REST sessions open on the server: 1 (this deployment keeps one)" in found
+
+
+
+def test_without_an_exposed_deleted_records_table_full_syncs_work_and_the_rest_says_why(
+    legacy4d_seeded: dict, make_legacy4d_server: Callable[..., EmulatorServer], app_db: sa.Engine, tmp_path: Path,
+) -> None:
+    server = make_legacy4d_server(unexposed=("__DeletedRecords",))
+    source = _resource(server, tmp_path / "s.json").source()
+    with pytest.raises(SchemaDriftError, match="not ready: __DeletedRecords is not exposed"):
+        source.test_connection(SPECS)
+    spec = get_spec("erp_customer")
+    assert run_sync(spec, source, app_db, mode="full", max_rejected_share=0.5).status != "FAILED"
+    with pytest.raises(SchemaDriftError, match=r"__DeletedRecords table is not exposed to REST, .* run full syncs"):
+        run_sync(spec, source, app_db, max_rejected_share=0.5)
 
 
 def test_a_stamp_that_went_backwards_forces_a_full_sync_with_its_reason_and_an_alert(
