@@ -181,8 +181,10 @@ def _probe(source: str) -> str:
         readable = [spec.entity for spec in specs if adapter.count_rows(spec) >= 0]
         return "\n  ".join([f"{adapter.settings.describe()}; readable: {', '.join(readable)}", *report])
     resource = legacy_4d_resource(secrets_from_env_var=False)
-    exposed = resource.source().test_connection()
-    return f"{resource.scheme}://{resource.host}:{resource.port} as {resource.username}; dataclasses: {exposed}"
+    source = resource.source()
+    source.retry_refused_login = True  # an operator asking: try credentials the server refused before, once
+    found = source.test_connection([spec for spec in CATALOG if spec.source_system == "legacy_4d"])
+    return f"{resource.scheme}://{resource.host}:{resource.port} as {resource.username}; {found}"
 
 
 @main.command(name="test-connection")

@@ -504,6 +504,10 @@ class As400Source:
             sql.guard_select(statement.sql, [table])
         yield As400Extraction(self.settings, spec, statements, layout=layout, chunks=chunks)
 
+    def full_sync_reason(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        """A change stamp cannot go backwards as a whole: an unusable watermark fails (InvalidWatermarkError)."""
+        return None
+
     def source_clock(self, table: sql.QualifiedTable) -> dt.datetime:
         """The IBM i's CURRENT TIMESTAMP (its local time, as the change stamps are)."""
         value = self._query(sql.source_clock(), table)[0][0]
