@@ -32,7 +32,7 @@ from erp_pipelines.engine.decoders import (
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 from erp_pipelines.sources.legacy_4d.session import SessionJar
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_sandbox.legacy_4d.server import EmulatorServer
 
 

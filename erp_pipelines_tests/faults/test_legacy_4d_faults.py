@@ -26,7 +26,7 @@ from erp_pipelines_tests.faults import (
     target_checksum,
     watermark,
 )
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, RawRest
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, RawRest
 from erp_sandbox.legacy_4d.seed import seed_store
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore

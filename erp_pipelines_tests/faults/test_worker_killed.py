@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import As400Resource
-from erp_pipelines_tests.conftest import ROOT
 from erp_pipelines_tests.faults.test_connection_faults import _source, _source_rows, _target_rows
+from erp_pipelines_tests.support.sandbox import ROOT
 from erp_sandbox.as400.seed import SeedManifest
 
 pytestmark = pytest.mark.integration
