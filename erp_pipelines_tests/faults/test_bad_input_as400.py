@@ -27,7 +27,7 @@ from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
 from erp_pipelines.sources.base import SchemaDriftError
-from erp_pipelines_tests.faults.bad_input import (
+from erp_pipelines_tests.support.bad_input import (
     PhaseReader,
     Scenario,
     assert_good_rows_loaded,

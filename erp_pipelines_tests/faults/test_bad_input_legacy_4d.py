@@ -26,7 +26,7 @@ from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import Legacy4DResource
 from erp_pipelines.sources.base import SchemaDriftError
-from erp_pipelines_tests.faults.bad_input import (
+from erp_pipelines_tests.support.bad_input import (
     PhaseReader,
     Scenario,
     assert_good_rows_loaded,

@@ -3,8 +3,8 @@ columns, connection settings, watermarks and keys; 4D names, settings, `$filter`
 
 Each payload is either refused with an error naming the setting or record, or bound — and that is checked
 against what actually reached the source: the PostgreSQL wire tap in front of the AS400 stand-in (see
-conftest) and the 4D emulator's request log. A bound payload travels only as a Bind value (AS400) or inside
-`$params` (4D), never in SQL text, a URL path or `$filter`; nothing but reads reached either source.
+support/security.py) and the 4D emulator's request log. A bound payload travels only as a Bind value (AS400)
+or inside `$params` (4D), never in SQL text, a URL path or `$filter`; nothing but reads reached either source.
 """
 
 from __future__ import annotations
