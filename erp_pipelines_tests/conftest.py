@@ -8,9 +8,7 @@ demo data.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -18,14 +16,13 @@ import sqlalchemy as sa
 from alembic import command
 
 from erp_pipelines.app_db.engine import app_engine
-from erp_pipelines.app_db.tables import metadata
 from erp_pipelines.migrations import alembic_config
-from erp_pipelines.resources import As400Resource, as400_resource
+from erp_pipelines.resources import As400Resource
+from erp_pipelines_tests.support.sandbox import ROOT, as400_test_resource, empty_app_database
 from erp_sandbox.as400.seed import SeedManifest, seed_as400
 
 pytest_plugins = ["erp_pipelines_tests.fixtures_legacy_4d"]
 
-ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ("TEST_APP_DATABASE_URL", "TEST_AS400_OWNER_URL", "TEST_AS400_DATABASE", "AS400_PASSWORD", "ODBCINI")
 
 
@@ -41,34 +38,15 @@ def _load_env_file() -> None:
 _load_env_file()
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Integration tests need the provisioned sandbox: without it each one fails (never skips), naming what
+    is missing; the other tests need no service and run anywhere (`pytest -m "not integration"`)."""
+    if item.get_closest_marker("integration") is None:
+        return
     missing = [name for name in REQUIRED if not os.environ.get(name)]
     if missing:
-        raise pytest.UsageError(
-            f"the sandbox is not provisioned ({', '.join(missing)} unset): run the tests with scripts/test"
-        )
-
-
-def operator_env(folder: Path, app_url: str, legacy_api_port: int) -> dict[str, str]:
-    """An operator's shell pointed at the test databases, the given 4D emulator and a fresh DAGSTER_HOME
-    (PostgreSQL storage) under `folder`."""
-    from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
-
-    home = folder / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    return {
-        **os.environ,
-        "APP_DATABASE_URL": app_url,
-        "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"],
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_DB": os.environ["TEST_DAGSTER_PG_DB"],
-        "LEGACY_API_PORT": str(legacy_api_port),
-        "LEGACY_API_USERNAME": USERNAME,
-        "LEGACY_API_PASSWORD": PASSWORD,
-        "ERP_LOG_DIR": str(folder / "logs"),
-        "DAGSTER_DISABLE_TELEMETRY": "1",
-    }
+        pytest.fail(f"the sandbox is not provisioned ({', '.join(missing)} unset): run scripts/test", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -80,15 +58,6 @@ def app_url() -> str:
         connection.exec_driver_sql("create schema public")
     command.upgrade(alembic_config(url), "head")
     return url
-
-
-def empty_app_database(url: str) -> sa.Engine:
-    """The application database with every table emptied (for fixtures of any scope)."""
-    engine = app_engine(url)
-    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"truncate {names} restart identity cascade")
-    return engine
 
 
 @pytest.fixture
@@ -124,12 +93,6 @@ def as400_source_sql(as400_owner_url: str) -> Iterator[Callable[[str], None]]:
 
     yield _run
     connection.close()
-
-
-def as400_test_resource() -> As400Resource:
-    """The AS400 resource as production configures it, pointed at the stand-in's test database."""
-    env = dict(os.environ, AS400_DATABASE=os.environ["TEST_AS400_DATABASE"])
-    return as400_resource(env, secrets_from_env_var=False)
 
 
 @pytest.fixture

@@ -12,44 +12,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 
+from erp_pipelines_tests.support.legacy_4d import RawRest, start_emulator
 from erp_sandbox.legacy_4d.seed import seed_store
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
-
-USERNAME = "sync_user"
-PASSWORD = "Tr0ub4dor&3-not-in-logs"
-APP_NAME = "ERP"
-
-
-class RawRest:
-    """A cookie-keeping HTTP client that sends URLs exactly as written (to test 4D's URL rules)."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.http = requests.Session()
-
-    def login(self, username: str = USERNAME, password: str = PASSWORD) -> requests.Response:
-        return self.http.post(f"{self.base_url}/rest/$directory/login",
-                              headers={"username-4D": username, "password-4D": password}, timeout=10)
-
-    def logout(self) -> requests.Response:
-        return self.http.get(f"{self.base_url}/rest/$directory/logout", timeout=10)
-
-    def get(self, path: str) -> requests.Response:
-        return self.http.get(f"{self.base_url}{path}", timeout=30)
-
-    def post(self, path: str, payload: Any = None) -> requests.Response:
-        return self.http.post(f"{self.base_url}{path}", json=payload, timeout=30)
-
-    def fault(self, kind: str, count: int = 1, path_contains: str = "", seconds: float = 0.0) -> None:
-        response = requests.post(f"{self.base_url}/_emulator/faults", timeout=10, json={
-            "kind": kind, "count": count, "path_contains": path_contains, "seconds": seconds})
-        assert response.status_code == 201, response.text
-
-    def stats(self) -> dict:
-        return requests.get(f"{self.base_url}/_emulator/stats", timeout=10).json()
 
 
 @pytest.fixture(autouse=True)
@@ -87,19 +54,6 @@ def legacy4d_store(legacy4d_session_store: LegacyStore) -> LegacyStore:
 def legacy4d_seeded(legacy4d_store: LegacyStore) -> dict:
     """The store with 200 generated products (and related tables, ~5% bad records); returns the summary."""
     return seed_store(legacy4d_store.url, products=200, seed=7, bad_share=0.05)
-
-
-def start_emulator(store_url: str, **overrides: Any) -> EmulatorServer:
-    """An emulator on a free port, login required unless ``username=None`` (for fixtures of any scope).
-
-    Strict where 4D's documentation is: plain attributes in ``$attributes`` are refused (the documented form is
-    the path form), on top of the emulator's faithful defaults (sessions held until their timeout whatever
-    logout does, guest sessions for cookie-less requests, ``__DeletedRecords`` with its documented attributes).
-    """
-    options: dict[str, Any] = {"licenses": 3, "app_name": APP_NAME, "username": USERNAME, "password": PASSWORD,
-                               "ensure_schema": False, "plain_attributes_param": False}
-    options.update(overrides)
-    return EmulatorServer(store_url, port=0, **options).start()
 
 
 @pytest.fixture

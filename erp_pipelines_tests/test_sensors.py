@@ -18,23 +18,14 @@ from erp_pipelines.assets import table_asset_key
 from erp_pipelines.catalog import CATALOG, get_spec
 from erp_pipelines.definitions import defs
 from erp_pipelines.resources import AppDatabaseResource, As400Resource, Legacy4DResource
-from erp_pipelines.sensors import as400_change_sensor, changed_entities, freshness_sensor, legacy_4d_change_sensor
+from erp_pipelines.sensors import as400_change_sensor, freshness_sensor, legacy_4d_change_sensor
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_sandbox.as400.seed import SeedManifest
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.mark.parametrize(
-    ("previous", "current", "changed"),
-    [({}, {"a": "1"}, []), ({"a": "1"}, {"a": "1"}, []), ({"a": "1", "b": "2"}, {"a": "1", "b": "3"}, ["b"]),
-     ({"a": "1"}, {"a": "1", "b": "1"}, ["b"])],
-)
-def test_changed_entities(previous: dict, current: dict, changed: list) -> None:
-    assert changed_entities(previous, current) == changed
 
 
 def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None, **resources: object):

@@ -8,7 +8,6 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from erp_pipelines.app_db.engine import DatabaseUrlError, checked_url
 from erp_pipelines.app_db.tables import TARGET_TABLES, metadata
 from erp_pipelines.migrations import alembic_config
 
@@ -40,20 +39,6 @@ def test_live_sku_is_unique(app_db: sa.Engine) -> None:
         connection.execute(insert, {"item": "B", "deleted": "2025-01-01"})  # a deleted row may share it
     with pytest.raises(sa.exc.IntegrityError), app_db.begin() as connection:
         connection.execute(insert, {"item": "C", "deleted": None})
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [("", "not set"), ("postgresql+psycopg://u:p@h/db", "use postgresql\\+psycopg2"),
-     ("mysql://u:p@h/db", "use postgresql\\+psycopg2")],
-)
-def test_database_url_must_name_psycopg2(url: str, message: str) -> None:
-    with pytest.raises(DatabaseUrlError, match=message):
-        checked_url(url)
-
-
-def test_bare_postgresql_url_means_psycopg2() -> None:
-    assert checked_url("postgresql://u:p@h/db").drivername == "postgresql+psycopg2"
 
 
 def test_old_quarantine_keys_become_exact_keys_from_the_raw_record(app_url: str, app_db: sa.Engine) -> None:

@@ -27,14 +27,14 @@ from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
 from erp_pipelines.sources.base import SchemaDriftError
-from erp_pipelines_tests.conftest import as400_test_resource, empty_app_database
-from erp_pipelines_tests.faults.bad_input import (
+from erp_pipelines_tests.support.bad_input import (
     PhaseReader,
     Scenario,
     assert_good_rows_loaded,
     assert_quarantined_with_reason,
     assert_rerun_quarantined_nothing_twice,
 )
+from erp_pipelines_tests.support.sandbox import as400_test_resource, empty_app_database
 from erp_sandbox.as400.seed import SeedManifest, seed_as400
 
 pytestmark = pytest.mark.integration

@@ -26,15 +26,15 @@ from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import Legacy4DResource
 from erp_pipelines.sources.base import SchemaDriftError
-from erp_pipelines_tests.conftest import empty_app_database
-from erp_pipelines_tests.faults.bad_input import (
+from erp_pipelines_tests.support.bad_input import (
     PhaseReader,
     Scenario,
     assert_good_rows_loaded,
     assert_quarantined_with_reason,
     assert_rerun_quarantined_nothing_twice,
 )
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, start_emulator
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME, start_emulator
+from erp_pipelines_tests.support.sandbox import empty_app_database
 from erp_sandbox.legacy_4d import schema
 from erp_sandbox.legacy_4d.schema import Attribute, qi
 from erp_sandbox.legacy_4d.seed import seed_store

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
-from erp_pipelines_tests.conftest import ROOT, operator_env
+from erp_pipelines_tests.support.sandbox import ROOT, operator_env
 from erp_sandbox.as400.seed import SeedManifest
 from erp_sandbox.legacy_4d.server import EmulatorServer
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import replace
 
 import psycopg2
 import pytest
@@ -14,43 +13,14 @@ import sqlalchemy as sa
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.resources import As400Resource
-from erp_pipelines.sources.as400.adapter import As400Source, to_cyymmdd_hhmmss
+from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
 from erp_pipelines.sources.as400.connection import As400ConnectionError
+from erp_pipelines_tests.support.faults import small_batch_source, stock_source_rows, stock_target_rows
 from erp_sandbox.as400.seed import SeedManifest
 
 pytestmark = pytest.mark.integration
 
 STOCK = get_spec("product_stock")
-SOURCE_ROWS = (
-    'select rtrim("ITEMNO"), rtrim("WHSE"), "ONHAND", "ALLOC", "ONORD" from "INVENTORYLIB"."INVENTORY" '
-    'order by 1, 2'
-)
-TARGET_ROWS = (
-    "select item_number, warehouse, on_hand, allocated, on_order from product_stock "
-    "where deleted_at is null order by 1, 2"
-)
-
-
-def _source(as400: As400Resource) -> As400Source:
-    """Small batches, so a cut lands in the middle of the read and after committed batches."""
-    return As400Source(replace(as400.settings(), batch_rows=2_000))
-
-
-def _source_rows(owner_url: str) -> list[tuple]:
-    with psycopg2.connect(owner_url) as connection, connection.cursor() as cursor:
-        cursor.execute(SOURCE_ROWS)
-        return cursor.fetchall()
-
-
-def _target_rows(app_db: sa.Engine) -> list[tuple]:
-    with app_db.connect() as connection:
-        rows = [tuple(row) for row in connection.execute(sa.text(TARGET_ROWS))]
-        duplicates = connection.execute(sa.text(
-            "select count(*) - count(distinct (item_number, warehouse)) from product_stock")).scalar_one()
-    assert duplicates == 0
-    return rows
-
-
 def _cut(owner_url: str, who: str, database: str) -> None:
     with psycopg2.connect(owner_url) as connection, connection.cursor() as cursor:
         cursor.execute(
@@ -80,14 +50,14 @@ def test_source_connection_killed_mid_extraction(
     seed(products=10_000, warehouses=3, bad_share=0.0)
     run_sync(get_spec("product"), as400.source(), app_db, mode="full")
     if not initial:
-        run_sync(STOCK, _source(as400), app_db, mode="full")
+        run_sync(STOCK, small_batch_source(as400), app_db, mode="full")
         date, time = to_cyymmdd_hhmmss(dt.datetime.now().replace(microsecond=0))
         as400_source_sql(f'update "INVENTORYLIB"."INVENTORY" set "ONHAND" = "ONHAND" + 5, "CHGDAT" = {date}, '
                          f'"CHGTIM" = {time} where "WHSE" = \'002\'')
     watermark_before = _watermark(app_db)
     database = as400.settings().database or ""
     with pytest.raises(As400ConnectionError, match="failed mid-stream") as failure:
-        run_sync(STOCK, _source(as400), app_db, mode="full",
+        run_sync(STOCK, small_batch_source(as400), app_db, mode="full",
                  on_batch=_cut_after(1, lambda: _cut(as400_owner_url, "as400_reader", database)))
     assert as400.settings().password not in str(failure.value)
     assert _watermark(app_db) == watermark_before  # never ahead of what was committed
@@ -97,10 +67,10 @@ def test_source_connection_killed_mid_extraction(
         )).one()
     assert failed.status == "FAILED"
     if initial:  # the initial load is one transaction: the failed run committed nothing and says so
-        assert (failed.created, failed.updated, _target_rows(app_db)) == (0, 0, [])
-    retry = run_sync(STOCK, _source(as400), app_db, mode="full")
+        assert (failed.created, failed.updated, stock_target_rows(app_db)) == (0, 0, [])
+    retry = run_sync(STOCK, small_batch_source(as400), app_db, mode="full")
     assert retry.status == "COMPLETED"
-    assert _target_rows(app_db) == _source_rows(as400_owner_url)
+    assert stock_target_rows(app_db) == stock_source_rows(as400_owner_url)
     assert _watermark(app_db) is not None
 
 
@@ -109,21 +79,21 @@ def test_application_database_lost_mid_load(
 ) -> None:
     seed(products=10_000, warehouses=3, bad_share=0.0)
     run_sync(get_spec("product"), as400.source(), app_db, mode="full")
-    run_sync(STOCK, _source(as400), app_db, mode="full")
+    run_sync(STOCK, small_batch_source(as400), app_db, mode="full")
     with psycopg2.connect(as400_owner_url) as connection, connection.cursor() as cursor:
         cursor.execute('update "INVENTORYLIB"."INVENTORY" set "ONHAND" = "ONHAND" + 1 where "WHSE" = \'001\'')
     database = sa.engine.make_url(app_url).database or ""
     owner = app_url.replace("+psycopg2", "")
     with pytest.raises((sa.exc.DBAPIError, psycopg2.OperationalError)):
-        run_sync(STOCK, _source(as400), app_db, mode="full",
+        run_sync(STOCK, small_batch_source(as400), app_db, mode="full",
                  on_batch=_cut_after(2, lambda: _cut(owner, "erp_app", database)))
     with app_db.connect() as connection:
         status = connection.execute(sa.text(
             "select status from sync_run where entity = 'product_stock' order by id desc limit 1")).scalar_one()
     assert status == "FAILED"
-    retry = run_sync(STOCK, _source(as400), app_db, mode="full")
+    retry = run_sync(STOCK, small_batch_source(as400), app_db, mode="full")
     assert retry.status == "COMPLETED"
-    assert _target_rows(app_db) == _source_rows(as400_owner_url)
+    assert stock_target_rows(app_db) == stock_source_rows(as400_owner_url)
 
 
 def _watermark(app_db: sa.Engine) -> object:

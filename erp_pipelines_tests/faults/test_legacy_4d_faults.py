@@ -17,7 +17,7 @@ from erp_pipelines.catalog import get_spec
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError, Legacy4DLicenseError
-from erp_pipelines_tests.faults import (
+from erp_pipelines_tests.support.faults import (
     legacy_source,
     login_path,
     open_errors,
@@ -26,7 +26,7 @@ from erp_pipelines_tests.faults import (
     target_checksum,
     watermark,
 )
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, RawRest
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, RawRest
 from erp_sandbox.legacy_4d.seed import seed_store
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore

@@ -16,11 +16,12 @@ from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
-from erp_pipelines_tests.faults import source_checksum, target_checksum, watermark
-from erp_pipelines_tests.faults.test_connection_faults import STOCK, _source
+from erp_pipelines_tests.support.faults import small_batch_source, source_checksum, target_checksum, watermark
 from erp_sandbox.as400.seed import SeedManifest
 
 pytestmark = pytest.mark.integration
+
+STOCK = get_spec("product_stock")
 
 OVERLAP = dt.timedelta(seconds=STOCK.change_tracking.overlap_seconds if STOCK.change_tracking else 0)
 # Newer than every seeded stamp (2024-2025), not in the future: the newest stamp the runs below read.
@@ -52,7 +53,7 @@ def loaded(seed: Callable[..., SeedManifest], as400: As400Resource, app_db: sa.E
     """1,500 products with stock in warehouses 001, 002 and 010 (4,500 rows), fully loaded once."""
     seed(products=1_500, warehouses=3, bad_share=0.0)
     run_sync(get_spec("product"), as400.source(), app_db, mode="full")
-    run_sync(STOCK, _source(as400), app_db, mode="full")
+    run_sync(STOCK, small_batch_source(as400), app_db, mode="full")
 
 
 def _in_sync(as400_owner_url: str, app_db: sa.Engine) -> None:
@@ -78,19 +79,19 @@ def test_rows_changed_between_read_and_commit_are_picked_up_by_the_next_run(
             as400_source_sql(_change(f"\"WHSE\" = '010' and {FIRST_ITEMS}", NEWEST - dt.timedelta(minutes=4), 9))
             as400_source_sql(_insert("020", NEWEST - dt.timedelta(minutes=1)))
 
-    first = run_sync(STOCK, _source(as400), app_db, on_batch=change_after_read)
+    first = run_sync(STOCK, small_batch_source(as400), app_db, on_batch=change_after_read)
     assert (first.mode, first.status, first.updated, first.batches) == ("incremental", "COMPLETED", 3_000, 2)
     assert watermark(app_db, "product_stock") == {"changed_at": NEWEST.isoformat()}
     assert _newest_committed(app_db) == NEWEST  # the watermark is exactly the newest committed stamp
     assert target_checksum(app_db, STOCK) != source_checksum(as400_owner_url, STOCK)  # 400 rows not read
 
-    second = run_sync(STOCK, _source(as400), app_db)
+    second = run_sync(STOCK, small_batch_source(as400), app_db)
     assert second.status == "COMPLETED"
     # everything stamped since NEWEST - 5 min: the 3,000 rows, the 100 of warehouse 010 and the 100 new ones
     assert (second.processed, second.created, second.updated) == (3_200, 100, 300)
     _in_sync(as400_owner_url, app_db)
 
-    third = run_sync(STOCK, _source(as400), app_db)  # the overlap is read again and changes nothing
+    third = run_sync(STOCK, small_batch_source(as400), app_db)  # the overlap is read again and changes nothing
     assert (third.processed, third.created, third.updated, third.unchanged) == (3_200, 0, 0, 3_200)
     _in_sync(as400_owner_url, app_db)
 
@@ -100,7 +101,7 @@ def test_change_stamped_slightly_in_the_past_is_picked_up_within_the_overlap(
     as400_source_sql: Callable[[str], None],
 ) -> None:
     as400_source_sql(_change("\"WHSE\" = '001'", NEWEST))
-    assert run_sync(STOCK, _source(as400), app_db).updated == 1_500
+    assert run_sync(STOCK, small_batch_source(as400), app_db).updated == 1_500
     assert watermark(app_db, "product_stock") == {"changed_at": NEWEST.isoformat()}
     second = dt.timedelta(seconds=1)
     late = {  # item → how far before the watermark its change is stamped
@@ -110,7 +111,7 @@ def test_change_stamped_slightly_in_the_past_is_picked_up_within_the_overlap(
     for number, (item, age) in enumerate(late.items(), start=1):
         as400_source_sql(_change(f"\"WHSE\" = '002' and \"ITEMNO\" = '{item}'", NEWEST - age, add=100 + number))
 
-    report = run_sync(STOCK, _source(as400), app_db)
+    report = run_sync(STOCK, small_batch_source(as400), app_db)
     assert (report.status, report.updated) == ("COMPLETED", 3)
     with app_db.connect() as connection:
         changed = connection.execute(sa.text(
@@ -118,5 +119,5 @@ def test_change_stamped_slightly_in_the_past_is_picked_up_within_the_overlap(
             "order by 1")).scalars().all()
     assert changed == ["ITM000000010", "ITM000000011", "ITM000000012"]  # the window includes its start
     assert target_checksum(app_db, STOCK) != source_checksum(as400_owner_url, STOCK)  # older than the window
-    assert run_sync(STOCK, _source(as400), app_db, mode="full").updated == 1  # which a full sync catches
+    assert run_sync(STOCK, small_batch_source(as400), app_db, mode="full").updated == 1  # which a full sync catches
     _in_sync(as400_owner_url, app_db)

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import As400Resource
-from erp_pipelines_tests.conftest import ROOT
-from erp_pipelines_tests.faults.test_connection_faults import _source, _source_rows, _target_rows
+from erp_pipelines_tests.support.faults import small_batch_source, stock_source_rows, stock_target_rows
+from erp_pipelines_tests.support.sandbox import ROOT
 from erp_sandbox.as400.seed import SeedManifest
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(
 ) -> None:
     seed(products=10_000, warehouses=3, bad_share=0.0)
     run_sync(get_spec("product"), as400.source(), app_db, mode="full")
-    first = run_sync(get_spec("product_stock"), _source(as400), app_db, mode="full")
+    first = run_sync(get_spec("product_stock"), small_batch_source(as400), app_db, mode="full")
     as400_source_sql('update "INVENTORYLIB"."INVENTORY" set "ONHAND" = "ONHAND" + 3')
     env = dict(os.environ, AS400_DATABASE=os.environ["TEST_AS400_DATABASE"])
     worker = subprocess.Popen([sys.executable, "-c", WORKER, app_url], env=env, cwd=ROOT)
@@ -63,9 +63,9 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(
             "select count(*) from product_stock where sync_run_id > :first"), {"first": first.sync_run_id}
         ).scalar_one()
     assert written == 0
-    retry = run_sync(get_spec("product_stock"), _source(as400), app_db, mode="full")
+    retry = run_sync(get_spec("product_stock"), small_batch_source(as400), app_db, mode="full")
     assert retry.status == "COMPLETED"
-    assert _target_rows(app_db) == _source_rows(as400_owner_url)
+    assert stock_target_rows(app_db) == stock_source_rows(as400_owner_url)
     with app_db.connect() as connection:
         killed = connection.execute(sa.text(
             "select status, error_message from sync_run where entity = 'product_stock' and id > :first "

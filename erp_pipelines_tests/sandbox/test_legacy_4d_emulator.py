@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from erp_pipelines_tests.fixtures_legacy_4d import APP_NAME, PASSWORD, USERNAME, RawRest
+from erp_pipelines_tests.support.legacy_4d import APP_NAME, PASSWORD, USERNAME, RawRest
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore, StoreError
 

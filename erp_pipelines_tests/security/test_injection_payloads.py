@@ -3,8 +3,8 @@ columns, connection settings, watermarks and keys; 4D names, settings, `$filter`
 
 Each payload is either refused with an error naming the setting or record, or bound — and that is checked
 against what actually reached the source: the PostgreSQL wire tap in front of the AS400 stand-in (see
-conftest) and the 4D emulator's request log. A bound payload travels only as a Bind value (AS400) or inside
-`$params` (4D), never in SQL text, a URL path or `$filter`; nothing but reads reached either source.
+support/security.py) and the 4D emulator's request log. A bound payload travels only as a Bind value (AS400)
+or inside `$params` (4D), never in SQL text, a URL path or `$filter`; nothing but reads reached either source.
 """
 
 from __future__ import annotations
@@ -29,48 +29,13 @@ from erp_pipelines.sources.as400.sql import UnsafeSqlError
 from erp_pipelines.sources.base import InvalidWatermarkError, SchemaDriftError, SettingError
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DClient
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
-from erp_pipelines_tests.security.conftest import PgProxy, refusal, request_log, through
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
+from erp_pipelines_tests.support.security import PAYLOAD_IDS, PAYLOADS, PgProxy, refusal, request_log, through
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
 
 pytestmark = pytest.mark.integration
 
-PAYLOADS: list[str] = [
-    "'; DROP TABLE x; --",
-    "' OR '1'='1",
-    '" OR "1"="1',
-    "') OR ('1'='1",
-    '") OR 1=1 --',
-    "1=1) OR (ProductID>0",
-    "x' UNION SELECT usename, passwd FROM pg_shadow --",
-    'x\'; DELETE FROM "PRODUCTLIB"."PRODUCTS"; --',
-    "x'||pg_sleep(5)||'",
-    "/* comment */ x",
-    "x -- trailing comment",
-    "x; COMMIT; DROP TABLE y",
-    "$1 OR 1=1",  # a PostgreSQL positional parameter; "$1" alone is a valid IBM i system name
-    ":1",
-    "? OR 1=1",
-    "\\'; SELECT 1; --",
-    "\\u0027 OR 1=1",
-    "x&$method=delete",
-    "x%26$method=delete",
-    "x%27 OR %271%27=%271",
-    "a|b|c",
-    "x)|(y",
-    "x\x00y",
-    "line\r\nSet-Cookie: 4DSID_ERP=stolen",
-    "x;ReadOnly=0;SSLmode=disable",
-    "x};UID=postgres;PWD={y",
-    "{x}",
-    "${AS400_PASSWORD}$(id)`id`",
-    "@*%_",
-    "CALL QSYS2.QCMDEXC('DLTLIB PRODUCTLIB')",
-    'SKU", "PASSWORD',
-    "Grüße \u202efi\ufb01",
-]
-IDS = [f"p{index:02d}" for index in range(len(PAYLOADS))]
 PRODUCT = get_spec("product")
 STOCK = get_spec("product_stock")
 CUSTOMER = get_spec("erp_customer")
@@ -81,17 +46,10 @@ def mark(index: int, payload: str) -> str:
     return f"Zq{index:02d}{payload}"
 
 
-def test_every_payload_is_outside_the_identifier_and_host_alphabets() -> None:
-    """A payload made only of name characters would pass as a (harmless) name and prove nothing."""
-    assert len(PAYLOADS) >= 30 and len(set(PAYLOADS)) == len(PAYLOADS)
-    for payload in PAYLOADS:
-        assert any(not (ch.isascii() and (ch.isalnum() or ch == "_")) for ch in payload), payload
-
-
 # --- AS400: names ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
 def test_as400_names_refused_before_any_connection(
     payload: str, pg_proxy: PgProxy, tapped_as400: As400Settings
 ) -> None:
@@ -131,7 +89,7 @@ def _as400_env(proxy: PgProxy, **changes: str) -> dict[str, str]:
             "AS400_PORT": str(proxy.port), "AS400_SSL": "false", **changes}
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
 def test_as400_settings_are_refused_or_arrive_whole(payload: str, pg_proxy: PgProxy) -> None:
     """`;`, `{}` or `=` could end a connection-string keyword and start another (ReadOnly=0, SSLmode=disable,
     another server): such values are refused naming the setting. Any other value is accepted and reaches
@@ -187,7 +145,7 @@ def test_as400_password_with_control_characters_is_refused_without_showing_it(as
 # --- AS400: watermarks and keys ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
 def test_as400_watermark_refused_before_any_connection(
     payload: str, pg_proxy: PgProxy, tapped_as400: As400Settings
 ) -> None:
@@ -303,7 +261,7 @@ def _client_factory(server: EmulatorServer) -> Callable[[], Legacy4DClient]:
     return lambda: Legacy4DClient(server.host, server.port, USERNAME, PASSWORD, max_retries=0, timeout=10.0)
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
 def test_4d_filter_values_travel_only_in_params(
     payload: str, legacy4d_server: EmulatorServer, legacy4d_store: LegacyStore
 ) -> None:
@@ -331,7 +289,7 @@ def test_4d_filter_values_travel_only_in_params(
     assert (legacy4d_store.global_stamp(), legacy4d_store.count("Products")) == (stamp, count)
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
 def test_4d_keys_and_watermarks_never_leave_params(
     payload: str, legacy4d_server: EmulatorServer, legacy4d_store: LegacyStore, legacy4d_seeded: dict
 ) -> None:
@@ -351,7 +309,7 @@ def test_4d_keys_and_watermarks_never_leave_params(
     assert legacy4d_store.global_stamp() == stamp
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
 def test_4d_names_refused_before_they_reach_a_url(payload: str, legacy4d_server: EmulatorServer,
                                                   legacy4d_store: LegacyStore) -> None:
     source = Legacy4DSource(_client_factory(legacy4d_server))
@@ -365,7 +323,7 @@ def test_4d_names_refused_before_they_reach_a_url(payload: str, legacy4d_server:
     assert _requests_with(legacy4d_server, "Zq") == []
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
 def test_4d_settings_are_refused_or_arrive_whole(
     payload: str, make_legacy4d_server: Callable[..., EmulatorServer]
 ) -> None:

@@ -21,10 +21,10 @@ from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.resources import As400Resource, Legacy4DResource
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400Settings
-from erp_pipelines.sources.as400.sql import UnsafeSqlError, guard_select, parse_whitelist
+from erp_pipelines.sources.as400.sql import parse_whitelist
 from erp_pipelines.sources.base import TableNotAllowedError
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
-from erp_pipelines_tests.security.conftest import PgProxy, request_log
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
+from erp_pipelines_tests.support.security import WRITES, WRITES_PAST_THE_DRIVER, PgProxy, request_log
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
 
@@ -32,45 +32,10 @@ pytestmark = pytest.mark.integration
 
 TABLES = ['"PRODUCTLIB"."PRODUCTS"', '"PRODUCTLIB"."MEASUREMENTS"', '"PRODUCTLIB"."PRICING"',
           '"INVENTORYLIB"."INVENTORY"']
-# Writes psqlODBC's ReadOnly=1 refuses itself (it looks at the statement's first word).
-WRITES = [
-    'DELETE FROM "PRODUCTLIB"."PRODUCTS"',
-    'UPDATE "PRODUCTLIB"."PRODUCTS" SET "SKU" = \'\'',
-    'INSERT INTO "PRODUCTLIB"."PRODUCTS" ("ITEMNO") VALUES (\'X\')',
-    'CREATE TABLE "PRODUCTLIB"."X" ("A" INTEGER)',
-    'ALTER TABLE "PRODUCTLIB"."PRODUCTS" ADD "Z" INTEGER',
-    'DROP TABLE "PRODUCTLIB"."PRODUCTS"',
-    'GRANT SELECT ON "PRODUCTLIB"."PRODUCTS" TO PUBLIC',
-    'COPY "PRODUCTLIB"."PRODUCTS" FROM STDIN',
-    "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
-]
-# Writes the driver keyword lets through (first word not on its list): refused by the server's layers,
-# and before all of them by our guard.
-WRITES_PAST_THE_DRIVER = [
-    'TRUNCATE "PRODUCTLIB"."PRODUCTS"',
-    'MERGE INTO "PRODUCTLIB"."PRODUCTS" t USING "PRODUCTLIB"."PRODUCTS" s ON true WHEN MATCHED THEN DELETE',
-    'SELECT * INTO "PRODUCTLIB"."COPY" FROM "PRODUCTLIB"."PRODUCTS"',
-    '/* note */ DELETE FROM "PRODUCTLIB"."PRODUCTS"',
-    'WITH d AS (DELETE FROM "PRODUCTLIB"."PRODUCTS" RETURNING 1) SELECT count(*) FROM d',
-    'SELECT 1; DELETE FROM "PRODUCTLIB"."PRODUCTS"',
-    'DO $$BEGIN DELETE FROM "PRODUCTLIB"."PRODUCTS"; END$$',
-]
-# PostgreSQL performs this one even in a read-only transaction for a SELECT-only role: only the guard stops it.
-LARGE_OBJECT = "select lo_create(0) from \"SYSIBM\".\"SYSDUMMY1\" FOR READ ONLY"
-
-
 def _without_driver_keyword(settings: As400Settings) -> pyodbc.Connection:
     text = settings.connection_string(with_credentials=True, bind_on_server=True).replace("ReadOnly=1;", "")
     assert "ReadOnly" not in text
     return pyodbc.connect(text, autocommit=True)
-
-
-def test_guard_alone_refuses_every_write_form() -> None:
-    """Our SQL guard, before any driver: plain, disguised and function-call writes."""
-    allowed = parse_whitelist("PRODUCTLIB.PRODUCTS")
-    for statement in [*WRITES, *WRITES_PAST_THE_DRIVER, LARGE_OBJECT]:
-        with pytest.raises(UnsafeSqlError, match="refused SQL"):
-            guard_select(statement, allowed)
 
 
 def test_driver_keyword_alone_refuses_writes_before_the_server(pg_proxy: PgProxy, tapped_as400: As400Settings) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import socket
 import subprocess
@@ -51,9 +50,9 @@ from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.adapter import As400Extraction, As400Source
 from erp_pipelines.sources.as400.connection import As400AuthenticationError, As400ConfigError
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DClient, Legacy4DLicenseError
-from erp_pipelines_tests.conftest import ROOT, operator_env
-from erp_pipelines_tests.fixtures_legacy_4d import RawRest
-from erp_pipelines_tests.security.conftest import leaked, request_log
+from erp_pipelines_tests.support.legacy_4d import RawRest
+from erp_pipelines_tests.support.sandbox import operator_env
+from erp_pipelines_tests.support.security import leaked, request_log
 from erp_sandbox.legacy_4d.seed import seed_store
 from erp_sandbox.legacy_4d.store import LegacyStore
 
@@ -255,19 +254,6 @@ def test_no_password_anywhere_after_a_failing_run(
     assert {surface: names for surface, names in found.items() if names} == {}
 
 
-def test_the_scan_sees_every_form_of_a_secret() -> None:
-    """The detector itself: raw, URL-encoded (three ways), JSON-escaped and ODBC-braced forms are found."""
-    from urllib.parse import quote, quote_plus
-
-    secret = {"p": LEGACY_PASSWORD}
-    forms = [LEGACY_PASSWORD, quote(LEGACY_PASSWORD), quote(LEGACY_PASSWORD, safe=""), quote_plus(LEGACY_PASSWORD),
-             json.dumps(LEGACY_PASSWORD), "{" + LEGACY_PASSWORD.replace("}", "}}") + "}"]
-    assert len(set(forms)) == len(forms)
-    for form in forms:
-        assert leaked(f"...{form}...", secret) == ["p"], form
-    assert leaked(LEGACY_PASSWORD[:-1], secret) == []
-
-
 def test_exceptions_and_reprs_carry_no_password(as400: As400Resource, all_secrets: dict[str, str],
                                                  make_legacy4d_server: object) -> None:
     """Errors of every kind, with their causes and contexts, and the resources' and settings' reprs."""
@@ -308,14 +294,3 @@ def test_exceptions_and_reprs_carry_no_password(as400: As400Resource, all_secret
     holder.close()
     assert all(texts)
     assert {text: leaked(text, all_secrets) for text in texts if leaked(text, all_secrets)} == {}
-
-
-def test_scripts_keep_database_urls_off_command_lines() -> None:
-    """Command lines are visible to every local user: the scripts hand URLs with passwords to the seeders,
-    the provisioner and the emulator through the environment (only a user-supplied ERP_PG_ADMIN_URL is
-    still given to psql as an argument)."""
-    for script in ("demo", "setup", "test", "_common.sh"):
-        for number, line in enumerate((ROOT / "scripts" / script).read_text().splitlines(), start=1):
-            where = f"scripts/{script}:{number}: {line.strip()}"
-            assert not re.search(r"--(store-url|owner-url|password)\b", line), where
-            assert not re.search(r'psql "\$(?!ERP_PG_ADMIN_URL)\w*URL', line), where

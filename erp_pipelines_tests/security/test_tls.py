@@ -26,8 +26,8 @@ from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.adapter import As400Extraction, As400Source
 from erp_pipelines.sources.as400.connection import As400ConnectionError, As400Settings
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient, Legacy4DError
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
-from erp_pipelines_tests.security.conftest import PgProxy, request_log, through
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
+from erp_pipelines_tests.support.security import PgProxy, request_log, through
 from erp_sandbox.as400.seed import SeedManifest
 from erp_sandbox.legacy_4d.server import EmulatorServer
 

@@ -8,28 +8,21 @@ end, whatever happened. Chromium comes from Debian (`chromium`, `chromium-driver
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
-import sqlalchemy as sa
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.app_db.tables import metadata
-from erp_pipelines_tests.conftest import ROOT, operator_env
-from erp_pipelines_tests.fixtures_legacy_4d import APP_NAME, PASSWORD, USERNAME
-from erp_sandbox.as400.seed import SeedManifest, seed_as400
+from erp_pipelines_tests.support.dagster_ui import DagsterUi, free_port, stop_process_group, wait_for_server
+from erp_pipelines_tests.support.legacy_4d import APP_NAME, PASSWORD, USERNAME
+from erp_pipelines_tests.support.sandbox import ROOT, operator_env
+from erp_sandbox.as400.seed import seed_as400
 from erp_sandbox.legacy_4d.seed import seed_store
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
@@ -42,70 +35,6 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--window-size=1600,1000", "--hide-scrollbars",
 )
-STARTUP_TIMEOUT = 180
-
-
-@dataclass
-class DagsterUi:
-    """The running stack: the UI's address, the environment its processes got, the seeded sources."""
-
-    base_url: str
-    env: dict[str, str]
-    app_engine: sa.Engine
-    as400_manifest: SeedManifest
-    legacy4d_summary: dict
-    logs: dict[str, Path] = field(default_factory=dict)
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.base_url}/graphql", json={"query": query, "variables": variables or {}},
-                                 timeout=60)
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
-
-    def log_tails(self, chars: int = 3000) -> str:
-        return "\n".join(f"--- {name} ---\n{path.read_text(errors='replace')[-chars:]}"
-                         for name, path in self.logs.items() if path.exists())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group we started (webserver/daemon and their code servers, run workers)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    # children that outlived their parent (same group) go too
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_for_server(ui: DagsterUi, webserver: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        assert webserver.poll() is None, f"dagster-webserver exited\n{ui.log_tails()}"
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{ui.base_url}/server_info", timeout=5).ok:
-                # the code location is loaded once the repository answers
-                data = ui.graphql("{ workspaceOrError { ... on Workspace { locationEntries { name "
-                                  "locationOrLoadError { __typename } } } } }")
-                entries = data["workspaceOrError"]["locationEntries"]
-                if entries and all(e["locationOrLoadError"] and
-                                   e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries):
-                    return
-        time.sleep(1)
-    raise AssertionError(f"the Dagster webserver did not come up in {STARTUP_TIMEOUT}s\n{ui.log_tails()}")
 
 
 @pytest.fixture(scope="session")
@@ -151,12 +80,12 @@ def dagster_ui(
             with ui.logs[name].open("w") as log:
                 processes.append(subprocess.Popen(command, env=env, cwd=workdir, stdout=log,
                                                   stderr=subprocess.STDOUT, start_new_session=True))
-        _wait_for_server(ui, processes[0])
+        wait_for_server(ui, processes[0])
         ui.graphql("mutation { setNuxSeen }")  # the one-time "Join the Dagster community" dialog
         yield ui
     finally:
         for process in processes:
-            _stop(process)
+            stop_process_group(process)
         emulator.stop()
         engine.dispose()
 

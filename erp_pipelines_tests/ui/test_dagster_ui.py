@@ -26,8 +26,8 @@ from erp_pipelines.assets import OWNERS, REJECTED_SHARE_CHECK_NAME
 from erp_pipelines.catalog import CATALOG, get_spec
 from erp_pipelines.checks import INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME
 from erp_pipelines.engine.audit import shown_key
-from erp_pipelines_tests.conftest import ROOT
-from erp_pipelines_tests.ui.conftest import DagsterUi
+from erp_pipelines_tests.support.dagster_ui import DagsterUi
+from erp_pipelines_tests.support.sandbox import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from erp_pipelines.sources.base import SchemaDriftError, SettingError
 from erp_pipelines.sources.legacy_4d.adapter import DATASTORE_MARKER
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError
 from erp_pipelines.sources.legacy_4d.session import SessionJar
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, RawRest
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME, RawRest
 from erp_sandbox.legacy_4d.seed import seed_store
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
