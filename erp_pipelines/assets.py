@@ -11,7 +11,7 @@ from pydantic import Field
 from erp_pipelines.cadence import freshness_policy
 from erp_pipelines.catalog import CATALOG
 from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.engine.sync import RejectedShareExceededError, SyncReport, run_sync
+from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.base import PermanentSourceError
 
@@ -19,6 +19,7 @@ SYNC_MODE_TAG = "erp/sync_mode"
 OWNERS = ["team:erp-integration"]
 RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 SOURCE_KINDS = {"as400": "ibmi", "legacy_4d": "4d"}
+REJECTED_SHARE_CHECK_NAME = "rejected_share_within_limit"
 
 
 class SyncConfig(dg.Config):
@@ -101,6 +102,10 @@ def sync_metadata(report: SyncReport, live_rows: int) -> dict[str, Any]:
         "watermark": dg.MetadataValue.json(report.watermark_after or {}),
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
         "rows_per_second": dg.MetadataValue.float(round(report.rows_per_second, 1)),
+        "withdrawn_orphans": report.withdrawn,
+        "quarantine_entries_closed": report.resolved,
+        "open_quarantined_records": report.open_quarantined,
+        **{f"source/{name}": value for name, value in report.notes.items()},
     }
     if report.rejected_sample:
         metadata["rejected_records"] = dg.MetadataValue.table(
@@ -110,6 +115,22 @@ def sync_metadata(report: SyncReport, live_rows: int) -> dict[str, Any]:
             ),
         )
     return metadata
+
+
+def rejected_share_result(report: SyncReport) -> dg.AssetCheckResult:
+    """The rejected share as a check: reported, never a reason to stop the valid rows or downstream tables."""
+    return dg.AssetCheckResult(
+        check_name=REJECTED_SHARE_CHECK_NAME,
+        passed=not report.rejected_share_exceeded,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=report.rejected_share_message() if report.rejected_share_exceeded else None,
+        metadata={
+            "open_quarantined_records": report.open_quarantined,
+            "share_of_table": dg.MetadataValue.float(round(report.table_rejected_share, 4)),
+            "allowed_share": dg.MetadataValue.float(report.max_rejected_share),
+            "rejected_this_run": report.rejected,
+        },
+    )
 
 
 def live_row_count(engine: sa.Engine, spec: TableSpec) -> int:
@@ -136,6 +157,11 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         freshness_policy=freshness_policy(spec),
         retry_policy=RETRY_POLICY,
         required_resource_keys={spec.source_system, "app_db"},
+        check_specs=[dg.AssetCheckSpec(
+            REJECTED_SHARE_CHECK_NAME, asset=table_asset_key(spec),
+            description="Records held in quarantine stay within the allowed share of the table; a table over it "
+                        "still loads every valid row and its downstream tables still run.",
+        )],
         metadata={
             "dagster/table_name": f"erp_app.public.{spec.target_table}",
             "dagster/column_schema": column_schema(spec.model),
@@ -156,15 +182,17 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         try:
             source = getattr(context.resources, spec.source_system).source()
             report = run_sync(spec, source, engine, mode=mode, dagster_run_id=context.run.run_id)
-        except (RejectedShareExceededError, PermanentSourceError) as exc:
+        except PermanentSourceError as exc:
             # Not retried: a refused login retried is one more failed sign-on (IBM i disables the profile
             # after QMAXSIGN of them), and drift, whitelist, names or a bad watermark stay as they are.
-            metadata = sync_metadata(exc.report, live_row_count(engine, spec)) if isinstance(
-                exc, RejectedShareExceededError
-            ) else {}
-            raise dg.Failure(description=str(exc), metadata=metadata, allow_retries=False) from None
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         context.log.info(report.summary())
-        return dg.MaterializeResult(metadata=sync_metadata(report, live_row_count(engine, spec)))
+        if report.rejected_share_exceeded:
+            context.log.warning(report.rejected_share_message())
+        return dg.MaterializeResult(
+            metadata=sync_metadata(report, live_row_count(engine, spec)),
+            check_results=[rejected_share_result(report)],
+        )
 
     return _table_asset
 

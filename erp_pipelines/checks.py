@@ -4,10 +4,10 @@
 import dagster as dg
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import sync_error
 from erp_pipelines.assets import table_asset_key
 from erp_pipelines.catalog import CATALOG
 from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.engine.reconcile import reconcile
 from erp_pipelines.resources import AppDatabaseResource
 
 INTEGRITY_CHECK_NAME = "live_rows_present_and_unique"
@@ -44,34 +44,32 @@ def build_integrity_check(spec: TableSpec) -> dg.AssetChecksDefinition:
 
 
 def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
-    """Source rows = live target rows + records still held in quarantine (within that tolerance)."""
+    """By keys: every source record live in the target or open in the quarantine, and every live target
+    key still at the source (counts alone let lost rows and live orphans cancel out)."""
 
     @dg.asset_check(
         asset=table_asset_key(spec),
         name=RECONCILIATION_CHECK_NAME,
         required_resource_keys={spec.source_system, "app_db"},
-        description=f"Row count of {spec.source_table} matches {spec.target_table} plus open quarantine.",
+        description=f"Every record of {spec.source_table} is live in {spec.target_table} or open in the "
+                    "quarantine, and every live row's key is still at the source.",
     )
     def _reconcile(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        source_rows = getattr(context.resources, spec.source_system).source().count_rows(spec)
+        source = getattr(context.resources, spec.source_system).source()
         app_db: AppDatabaseResource = context.resources.app_db
-        engine = app_db.engine()
-        live_rows, _ = _live_counts(engine, spec)
-        with engine.connect() as connection:
-            quarantined = connection.execute(
-                sa.select(sa.func.count(sa.distinct(sync_error.c.source_key))).where(
-                    sync_error.c.entity == spec.entity, sync_error.c.resolved_at.is_(None)
-                )
-            ).scalar_one()
-        difference = source_rows - live_rows
+        result = reconcile(spec, source, app_db.engine())
         return dg.AssetCheckResult(
-            passed=0 <= difference <= quarantined,
-            severity=dg.AssetCheckSeverity.WARN,
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=None if result.passed else (
+                f"{result.unaccounted} source record(s) neither live nor quarantined; "
+                f"{result.live_not_in_source} live row(s) whose key the source no longer has"),
             metadata={
-                "source_rows": source_rows,
-                "live_target_rows": live_rows,
-                "open_quarantined_records": int(quarantined),
-                "difference": difference,
+                "source_records": result.source_records,
+                "unaccounted_source_records": result.unaccounted,
+                "live_rows_not_in_source": result.live_not_in_source,
+                "unaccounted_sample": dg.MetadataValue.json(result.unaccounted_sample),
+                "live_not_in_source_sample": dg.MetadataValue.json(result.live_not_in_source_sample),
             },
         )
 

@@ -160,7 +160,8 @@ def write_env(out: Path) -> None:
         "BENCH_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", "legacy4d_bench", "postgresql"),
         "TEST_DAGSTER_PG_DB": f"erp_dagster_test{suffix}",
         "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", f"as400_test{suffix}", "postgresql"),
-        "TEST_LEGACY4D_STORE_URL": _pg_url("legacy4d", "LEGACY4D_STORE_PASSWORD", f"legacy4d_test{suffix}", "postgresql"),
+        "TEST_LEGACY4D_STORE_URL": _pg_url(
+            "legacy4d", "LEGACY4D_STORE_PASSWORD", f"legacy4d_test{suffix}", "postgresql"),
         **preserved,
     }
     _write_private(out, "".join(f"{key}='{value}'\n" for key, value in env.items()))

@@ -1,8 +1,9 @@
 """The operator CLI: `erp-sync` or `python -m erp_pipelines.commands`.
 
 `sync` runs through the Dagster instance (DAGSTER_HOME), so CLI runs show up in the UI like any other.
-Exit codes: 0 success (rejected records do not fail a run below the configured share), 1 a sync or a
-connection test failed, 2 bad usage or configuration.
+Exit codes: 0 success (rejected records never fail a run: they are quarantined and reported), 1 a sync,
+an ERROR-severity asset check (reconciliation, integrity) or a connection test failed, 2 bad usage or
+configuration.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from erp_pipelines.app_db.engine import DatabaseUrlError, app_engine
 from erp_pipelines.app_db.tables import sync_error, sync_run
 from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
+from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.migrations import alembic_config
 
 SOURCES = sorted({spec.source_system for spec in CATALOG})
@@ -81,11 +83,19 @@ def _materialize(specs: list, mode: str, trigger: str) -> None:
         )
         label = f"{metadata['status'].value} [{metadata['mode'].value}]"
         click.echo(f"{event.asset_key.to_user_string()}: {label} {counts}")
+    failed_checks = 0
+    for evaluation in result.get_asset_check_evaluations():
+        severity = evaluation.severity.value if evaluation.severity else "ERROR"
+        outcome = "passed" if evaluation.passed else f"FAILED ({severity})"
+        detail = f": {evaluation.description}" if evaluation.description and not evaluation.passed else ""
+        click.echo(f"  check {evaluation.asset_key.to_user_string()} {evaluation.check_name}: {outcome}{detail}")
+        failed_checks += not evaluation.passed and severity == "ERROR"
     for event in result.all_events:
         if event.is_step_failure:
             click.echo(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", err=True)
-    click.echo(f"dagster run {result.run_id}: {'success' if result.success else 'failure'}")
-    sys.exit(0 if result.success else 1)
+    click.echo(f"dagster run {result.run_id}: {'success' if result.success else 'failure'}"
+               + (f", {failed_checks} check(s) failed" if failed_checks else ""))
+    sys.exit(0 if result.success and not failed_checks else 1)
 
 
 @main.command()
@@ -205,7 +215,7 @@ def errors(entity: str, limit: int, include_resolved: bool) -> None:
         rows = connection.execute(query).all()
     for row in rows:
         state = "open" if row.resolved_at is None else f"resolved by sync_run {row.resolved_by_run_id}"
-        click.echo(f"{row.source_key} (sync_run {row.sync_run_id}, {state}): {row.error_message}")
+        click.echo(f"{shown_key(row.source_key)} (sync_run {row.sync_run_id}, {state}): {row.error_message}")
     click.echo(f"{len(rows)} record(s)")
 
 

@@ -10,20 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from erp_pipelines.app_db.tables import sync_error, sync_run, sync_watermark
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.decoders import python_value
-from erp_pipelines.sources.base import Watermark
-
-
-def source_keys(spec: TableSpec, raw: pa.RecordBatch | pa.Table) -> pa.Array:
-    """How a record is named in the quarantine: its raw source key values, trimmed, joined by '|'."""
-    parts = [pc.utf8_trim(pc.cast(raw.column(name), pa.string()), characters=" ") for name in spec.source_key_columns]
-    parts = [pc.fill_null(part, "") for part in parts]
-    return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "|")
+from erp_pipelines.sources.base import RecordKey, Watermark
 
 
 def raw_records(raw: pa.RecordBatch, rows: Sequence[int]) -> list[dict[str, Any]]:
@@ -33,6 +25,37 @@ def raw_records(raw: pa.RecordBatch, rows: Sequence[int]) -> list[dict[str, Any]
         {name: python_value(value) for name, value in record.items()}
         for record in taken.to_pylist()
     ]
+
+
+def canonical(value: Any) -> Any:
+    """A raw value as its text, so one record compares equal however a batch typed its columns.
+
+    A 4D batch with one text value in a boolean column carries that column as text (`True`), another batch
+    as booleans (`true`); both are the same source record. Stored JSON and fresh records go through here.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def canonical_record(record: dict[str, Any]) -> str:
+    return json.dumps(canonical(record), sort_keys=True, ensure_ascii=False)
+
+
+def key_json(key: RecordKey) -> str:
+    """The stored form of an exact key: a JSON array, never a joined string."""
+    return json.dumps(list(key), ensure_ascii=False, default=str)
+
+
+def shown_key(key: RecordKey) -> str:
+    """A record's key for people: each part quoted, so blanks and separators stay visible."""
+    return ", ".join(repr(part) for part in key)
 
 
 class Audit:
@@ -88,34 +111,33 @@ class Audit:
         return int(run_id)
 
     def record_errors(
-        self, run_id: int, raw: pa.RecordBatch, rows: Sequence[int], rules: Sequence[dict[str, str]]
+        self, run_id: int, keys: Sequence[RecordKey], records: Sequence[dict[str, Any]],
+        rules: Sequence[dict[str, str]],
     ) -> int:
-        """Quarantines rejected rows with every failed rule, the source key and the raw record.
+        """Quarantines rejected records with every failed rule, the exact key and the raw record.
 
-        A record already held open in the quarantine with the same raw content (re-read through the
-        overlap window, or by a full sync) is not stored twice. Returns how many were new.
+        A record already held open in the quarantine under the same key with the same canonical values
+        (re-read through the overlap window, or by a full sync) is not stored twice. Returns how many were new.
         """
-        if not rows:
+        if not keys:
             return 0
-        keys = source_keys(self.spec, raw.take(pa.array(rows, pa.int64()))).to_pylist()
-        # One canonical JSON text per record: stored, and compared with what the quarantine already holds.
-        records = [json.dumps(record, sort_keys=True, default=str) for record in raw_records(raw, rows)]
+        stored_keys = [key_json(key) for key in keys]
         known = {
-            (key, json.dumps(record, sort_keys=True))
-            for key, record in self.connection.execute(
-                sa.select(sync_error.c.source_key, sync_error.c.raw_record).where(
-                    sync_error.c.entity == self.spec.entity,
-                    sync_error.c.resolved_at.is_(None),
-                    sync_error.c.source_key.in_(keys),
-                )
+            (key_json(key), canonical_record(record))
+            for key, record in self.connection.exec_driver_sql(
+                "select source_key, raw_record from sync_error where entity = %(entity)s and resolved_at is null "
+                "and source_key = any(%(keys)s::jsonb[])",
+                {"entity": self.spec.entity, "keys": sorted(set(stored_keys))},
             )
         }
-        new = [
-            (run_id, self.spec.source_system, self.spec.entity, key, json.dumps(sorted(failed)),
-             "; ".join(failed.values()), record)
-            for key, record, failed in zip(keys, records, rules, strict=True)
-            if (key, record) not in known
-        ]
+        new = []
+        for key, record, failed in zip(stored_keys, records, rules, strict=True):
+            fingerprint = (key, canonical_record(record))
+            if fingerprint in known:
+                continue
+            known.add(fingerprint)
+            new.append((run_id, self.spec.source_system, self.spec.entity, key, json.dumps(sorted(failed)),
+                        "; ".join(failed.values()), json.dumps(record, sort_keys=True, default=str)))
         self._copy_errors(new)
         return len(new)
 
@@ -143,31 +165,35 @@ class Audit:
             .limit(1)
         ).first() is not None
 
-    def open_error_keys(self) -> list[str]:
-        """Distinct source keys of this entity's records still held in quarantine."""
-        return list(
-            self.connection.execute(
+    def open_error_keys(self) -> list[RecordKey]:
+        """Distinct exact keys of this entity's records still held in quarantine."""
+        return [
+            tuple(key)
+            for key in self.connection.execute(
                 sa.select(sync_error.c.source_key)
                 .where(sync_error.c.entity == self.spec.entity, sync_error.c.resolved_at.is_(None))
                 .distinct()
-                .order_by(sync_error.c.source_key)
             ).scalars()
-        )
+        ]
 
-    def resolve_errors(self, run_id: int, loaded_keys: list[str]) -> int:
-        """Closes open quarantine entries whose record has now loaded (replay or a fixed source)."""
-        if not loaded_keys:
+    def resolve_errors(self, run_id: int, keys: Sequence[RecordKey]) -> int:
+        """Closes the open entries of these exact keys (loaded, unchanged and valid, or gone from the source)."""
+        if not keys:
             return 0
-        return self.connection.execute(
-            sa.update(sync_error)
-            .where(
-                sync_error.c.entity == self.spec.entity,
-                sync_error.c.resolved_at.is_(None),
-                sync_error.c.source_key.in_(loaded_keys),
-                sync_error.c.sync_run_id != run_id,
-            )
-            .values(resolved_at=sa.func.now(), resolved_by_run_id=run_id)
+        return self.connection.exec_driver_sql(
+            "update sync_error set resolved_at = now(), resolved_by_run_id = %(run)s where entity = %(entity)s "
+            "and resolved_at is null and sync_run_id <> %(run)s and source_key = any(%(keys)s::jsonb[])",
+            {"run": run_id, "entity": self.spec.entity, "keys": sorted({key_json(k) for k in keys})},
         ).rowcount
+
+    def open_records_share(self, live_rows: int) -> tuple[int, float]:
+        """Open quarantined records of this entity and their share of the table (live rows + open records)."""
+        open_records = int(self.connection.execute(
+            sa.select(sa.func.count(sa.distinct(sync_error.c.source_key))).where(
+                sync_error.c.entity == self.spec.entity, sync_error.c.resolved_at.is_(None))
+        ).scalar_one())
+        total = live_rows + open_records
+        return open_records, (open_records / total if total else 0.0)
 
     def save_watermark(self, run_id: int, value: Watermark) -> None:
         statement = sa.dialects.postgresql.insert(sync_watermark).values(

@@ -1,9 +1,14 @@
-"""One table, one run: extract → decode → validate → quarantine → load → audit."""
+"""One table, one run: extract → decode → validate → stage → judge the whole read → merge → quarantine → audit.
+
+The whole run is one transaction: the data, the quarantine entries, their resolutions, the deletions and
+the watermark commit together or not at all, so a run that dies leaves everything as it was and the next
+run redoes it. Every record read is accounted for: processed = created + updated + unchanged + rejected,
+checked at the end of every run (a run that cannot account for a record fails, naming it).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -12,36 +17,29 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from erp_pipelines.app_db.tables import TARGET_TABLES
 from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.engine.audit import Audit, source_keys
-from erp_pipelines.engine.loader import TargetWriter
+from erp_pipelines.engine.audit import Audit, raw_records, shown_key
+from erp_pipelines.engine.loader import RunStage
 from erp_pipelines.engine.pipeline import BackgroundWriter, Prefetcher
+from erp_pipelines.engine.spill import RawSpill
 from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate
-from erp_pipelines.sources.base import SourceAdapter, Watermark
+from erp_pipelines.sources.base import Extraction, RecordKey, SourceAdapter, Watermark
 
 SyncMode = Literal["incremental", "full", "replay"]
 DEFAULT_MAX_REJECTED_SHARE = 0.10
 REJECTED_SAMPLE_SIZE = 20
+
 
 def _log(spec: TableSpec) -> logging.Logger:
     """The source system's sync log (`logs/<source>_sync.log` once configured)."""
     return logging.getLogger(f"erp_pipelines.sync.{spec.source_system}")
 
 
-class RejectedShareExceededError(RuntimeError):
-    """More rows were rejected than the configured share allows; the run is marked FAILED."""
-
-    def __init__(self, report: SyncReport) -> None:
-        self.report = report
-        super().__init__(
-            f"{report.entity}: {report.rejected_new} of {report.processed} rows newly rejected "
-            f"({report.rejected_share:.1%}), above the allowed {report.max_rejected_share:.1%}; "
-            f"the {report.processed - report.rejected} valid rows were loaded, the rejected ones are in "
-            f"sync_error (sync_run {report.sync_run_id}). Fix the source or raise the limit."
-        )
+class AccountingError(RuntimeError):
+    """A run could not account for every record it read; nothing of it is committed."""
 
 
 @dataclass
@@ -62,20 +60,22 @@ class SyncReport:
     deleted: int = 0
     rejected: int = 0
     rejected_new: int = 0
+    withdrawn: int = 0
+    resolved: int = 0
     batches: int = 0
-    atomic: bool = False
     duration_seconds: float = 0.0
     watermark_before: Watermark | None = None
     watermark_after: Watermark | None = None
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+    open_quarantined: int = 0
+    table_rejected_share: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)
     error_message: str | None = None
     rejected_sample: list[dict[str, str]] = field(default_factory=list)
 
     @property
-    def rejected_share(self) -> float:
-        """Share of newly rejected rows; records already held in quarantine and re-read unchanged
-        (overlap window, full re-reads) do not count again against the limit."""
-        return self.rejected_new / self.processed if self.processed else 0.0
+    def rejected_share_exceeded(self) -> bool:
+        return self.table_rejected_share > self.max_rejected_share
 
     @property
     def rows_per_second(self) -> float:
@@ -95,14 +95,17 @@ class SyncReport:
         counts = ", ".join(f"{name}={value}" for name, value in self.counts().items())
         return f"{self.entity} [{self.mode}] {self.status}: {counts} in {self.duration_seconds:.2f}s"
 
+    def rejected_share_message(self) -> str:
+        return (
+            f"{self.entity}: {self.open_quarantined} records are held in quarantine, "
+            f"{self.table_rejected_share:.1%} of the table (live rows + quarantined records), above the allowed "
+            f"{self.max_rejected_share:.1%}; every valid row was loaded. See `erp-sync errors --entity "
+            f"{self.entity}`, fix the source and `replay`, or raise the limit (max_rejected_share)."
+        )
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"rows_per_second": self.rows_per_second}
-
-
-def _keys_with_values(spec: TableSpec, decoded: pa.Table) -> pa.Table:
-    keys = decoded.select(list(spec.business_key))
-    valid = functools.reduce(pc.and_, (pc.is_valid(column) for column in keys.columns))
-    return keys.filter(valid)
+        return asdict(self) | {"rows_per_second": self.rows_per_second,
+                               "rejected_share_exceeded": self.rejected_share_exceeded}
 
 
 def run_sync(
@@ -115,8 +118,7 @@ def run_sync(
     max_rejected_share: float | None = None,
     on_batch: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
-    """Syncs one table. Each batch commits with its quarantine rows; the watermark and the deletions
-    commit last, so a crash leaves the watermark behind the data and the next run redoes the rest."""
+    """Syncs one table in one transaction, holding the entity's lock (one sync per entity at a time)."""
     started = time.perf_counter()
     limit = max_rejected_share if max_rejected_share is not None else (
         spec.max_rejected_share if spec.max_rejected_share is not None else DEFAULT_MAX_REJECTED_SHARE
@@ -125,166 +127,191 @@ def run_sync(
         audit = Audit(connection, spec)
         audit.lock_entity()
         try:
-            return _run_locked(spec, source, engine, connection, audit, mode, dagster_run_id, limit, started, on_batch)
+            audit.close_abandoned_runs()
+            watermark = audit.load_watermark()
+            effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
+            if effective == "incremental" and watermark is None:
+                effective = "full"
+            report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
+                                watermark_before=watermark, max_rejected_share=limit)
+            report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
+            run = SyncRun(spec, source, connection, audit, report, on_batch)
+            try:
+                run.execute()
+            except Exception as exc:
+                run.fail(engine, exc, started)
+                raise
+            run.finish(started)
+            return report
         finally:
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 connection.rollback()
                 audit.unlock_entity()
 
 
-def _run_locked(
-    spec: TableSpec,
-    source: SourceAdapter,
-    engine: sa.Engine,
-    connection: sa.Connection,
-    audit: Audit,
-    mode: SyncMode,
-    dagster_run_id: str | None,
-    limit: float,
-    started: float,
-    on_batch: Callable[[SyncReport], None] | None,
-) -> SyncReport:
-    """The run itself, while this process holds the entity's lock."""
-    audit.close_abandoned_runs()
-    watermark = audit.load_watermark()
-    effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
-    if effective == "incremental" and watermark is None:
-        effective = "full"
-    report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
-                        watermark_before=watermark, max_rejected_share=limit)
-    report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
-    _log(spec).debug("%s: %s sync started (sync_run %s)", spec.entity, effective, report.sync_run_id)
-    try:
-        _load(spec, source, connection, audit, report, watermark, on_batch)
-    except Exception as exc:
+class SyncRun:
+    """One run of one table, a method per stage; `execute` runs them in order inside one transaction."""
+
+    def __init__(self, spec: TableSpec, source: SourceAdapter, connection: sa.Connection, audit: Audit,
+                 report: SyncReport, on_batch: Callable[[SyncReport], None] | None) -> None:
+        self.spec = spec
+        self.source = source
+        self.connection = connection
+        self.audit = audit
+        self.report = report
+        self.on_batch = on_batch
+        self.run_id = report.sync_run_id or 0
+        self.stage = RunStage(connection, spec, TARGET_TABLES[spec.entity],
+                              {p: TARGET_TABLES[p] for p in spec.parents}, self.run_id)
+        self.failures: dict[int, dict[str, str]] = {}
+        self.open_keys: set[RecordKey] = set()
+        self.open_keys_read: dict[RecordKey, list[int]] = {}
+        self.deleted_keys: list[RecordKey] = []
+
+    @property
+    def full(self) -> bool:
+        return self.report.mode == "full"
+
+    @property
+    def replay(self) -> bool:
+        return self.report.mode == "replay"
+
+    def execute(self) -> None:
+        self.stage.prepare()
+        self.open_keys = set(self.audit.open_error_keys())
+        if self.replay and not self.open_keys:
+            self.report.watermark_after = self.report.watermark_before
+            return
+        with RawSpill() as spill:
+            self.read(spill)
+            outcome = self.stage.merge(full=self.full)
+            self.report.created, self.report.updated = outcome.created, outcome.updated
+            self.report.unchanged, self.report.deleted = outcome.unchanged, outcome.deleted
+            self.report.withdrawn = outcome.withdrawn
+            for position, rules in outcome.rejected.items():
+                self.failures.setdefault(position, {}).update(rules)
+            still_rejected = self.quarantine(spill)
+        self.resolve(still_rejected)
+        self.account()
+        if self.report.watermark_after is not None and not self.replay:
+            self.audit.save_watermark(self.run_id, self.report.watermark_after)
+
+    def _extraction(self) -> contextlib.AbstractContextManager[Extraction]:
+        if self.replay:
+            return self.source.extract_keys(self.spec, sorted(self.open_keys, key=repr))
+        return self.source.extract(self.spec, None if self.full else self.report.watermark_before)
+
+    def read(self, spill: RawSpill) -> None:
+        """Reads the source: each batch decoded and validated while the next is fetched, then staged."""
+
+        def stage(batch: ValidatedBatch) -> None:
+            first = spill.add(batch.raw)
+            valid = np.ones(batch.raw.num_rows, dtype=bool)
+            valid[batch.failures.rows()] = False
+            self.stage.add(batch.decoded, first, valid)
+            for row, rules in batch.failures.by_row.items():
+                self.failures[first + row] = dict(rules)
+            if self.open_keys:
+                for row, key in enumerate(self.source.record_keys(self.spec, batch.raw)):
+                    if key in self.open_keys:
+                        self.open_keys_read.setdefault(key, []).append(first + row)
+            self.report.batches += 1
+            self.report.processed += batch.raw.num_rows
+            if self.on_batch:
+                self.on_batch(self.report)
+
+        with self._extraction() as extraction:
+            with Prefetcher(extraction.batches()) as fetched, BackgroundWriter(stage) as background:
+                for raw in fetched:
+                    background.submit(decode_and_validate(self.spec, raw))
+            if not self.replay:
+                self.report.watermark_after = extraction.watermark() or self.report.watermark_before
+                if not self.full:
+                    self._stage_deletions(extraction.deleted_keys())
+            self.report.notes = dict(extraction.notes() or {})
+
+    def _stage_deletions(self, deleted: pa.RecordBatch | None) -> None:
+        """Keys the source reports deleted since the watermark (4D), decoded like the rows they name."""
+        if deleted is None or deleted.num_rows == 0:
+            return
+        self.deleted_keys = self.source.record_keys(self.spec, deleted)
+        decoded = pa.Table.from_arrays(
+            [self.spec.column(c).decoder([deleted.column(n) for n in self.spec.column(c).source]).values
+             for c in self.spec.business_key],
+            names=list(self.spec.business_key),
+        )
+        self.stage.add_deleted_keys(decoded, "deleted at the source")
+
+    def quarantine(self, spill: RawSpill) -> set[RecordKey]:
+        """Stores every rejected record with its rules and raw values; returns their exact keys."""
+        positions = sorted(self.failures)
+        rejected_keys: set[RecordKey] = set()
+        for raw, rows, read_positions in spill.records(positions):
+            keys = self.source.record_keys(self.spec, raw.take(pa.array(rows, pa.int64())))
+            rules = [self.failures[position] for position in read_positions]
+            rejected_keys.update(keys)
+            self.report.rejected_new += self.audit.record_errors(self.run_id, keys, raw_records(raw, rows), rules)
+            self._sample(keys, rules)
+        self.report.rejected = len(positions)
+        return rejected_keys
+
+    def _sample(self, keys: list[RecordKey], rules: list[dict[str, str]]) -> None:
+        room = REJECTED_SAMPLE_SIZE - len(self.report.rejected_sample)
+        self.report.rejected_sample.extend(
+            {"source_key": shown_key(key), "reason": "; ".join(failed.values())}
+            for key, failed in list(zip(keys, rules, strict=True))[: max(room, 0)]
+        )
+
+    def resolve(self, still_rejected: set[RecordKey]) -> None:
+        """Closes the open entries whose record loaded or was unchanged (and is not rejected again), and,
+        after a full read or a replay, those whose key the source no longer has."""
+        positions = [p for ps in self.open_keys_read.values() for p in ps]
+        accepted = self.stage.accepted_among(positions)
+        closing = {key for key, ps in self.open_keys_read.items() if any(p in accepted for p in ps)}
+        if self.full or self.replay:
+            closing |= self.open_keys - set(self.open_keys_read)
+        closing |= {key for key in self.deleted_keys if key in self.open_keys and key not in self.open_keys_read}
+        self.report.resolved = self.audit.resolve_errors(self.run_id, sorted(closing - still_rejected, key=repr))
+
+    def account(self) -> None:
+        report = self.report
+        accounted = report.created + report.updated + report.unchanged + report.rejected
+        if accounted != report.processed:
+            raise AccountingError(
+                f"{self.spec.entity}: {report.processed} records read but {accounted} accounted for "
+                f"(created {report.created}, updated {report.updated}, unchanged {report.unchanged}, "
+                f"rejected {report.rejected}); nothing was committed"
+            )
+
+    def finish(self, started: float) -> None:
+        report = self.report
+        report.duration_seconds = time.perf_counter() - started
+        live = self.connection.exec_driver_sql(
+            f'select count(*) from "{self.spec.target_table}" where deleted_at is null').scalar_one()
+        report.open_quarantined, report.table_rejected_share = self.audit.open_records_share(int(live))
+        report.status = "PARTIALLY_COMPLETED" if report.rejected or report.open_quarantined else "COMPLETED"
+        if report.rejected_share_exceeded:
+            report.error_message = report.rejected_share_message()
+        self.audit.finish(self.run_id, report.status, report.counts(), watermark_after=report.watermark_after,
+                          error_message=report.error_message)
+        self.connection.commit()
+        _log(self.spec).log(
+            logging.WARNING if report.rejected_share_exceeded else logging.INFO,
+            "%s (sync_run %s)%s", report.summary(), report.sync_run_id,
+            f": {report.error_message}" if report.error_message else "",
+        )
+
+    def fail(self, engine: sa.Engine, exc: Exception, started: float) -> None:
+        """Records the failure on a fresh connection (the sync's own may be what broke); nothing of the
+        run was committed, so its counts are reported as zero."""
         with contextlib.suppress(sa.exc.SQLAlchemyError):
-            connection.rollback()
+            self.connection.rollback()
+        report = self.report
         report.status = "FAILED"
         report.error_message = f"{type(exc).__name__}: {exc}"
         report.duration_seconds = time.perf_counter() - started
-        if report.atomic:  # an initial load is one transaction: nothing of it was committed
-            report.created = report.updated = report.unchanged = report.rejected = report.rejected_new = 0
-        with engine.begin() as fresh:  # the sync's own connection may be the thing that broke
-            Audit(fresh, spec).finish(
-                report.sync_run_id, "FAILED", report.counts(), error_message=report.error_message
-            )
-        _log(spec).error("%s: sync_run %s FAILED: %s", spec.entity, report.sync_run_id, report.error_message)
-        raise
-    report.duration_seconds = time.perf_counter() - started
-    if report.rejected_share > limit:
-        report.status = "FAILED"
-        report.error_message = str(RejectedShareExceededError(report))
-    else:
-        report.status = "PARTIALLY_COMPLETED" if report.rejected else "COMPLETED"
-    audit.finish(
-        report.sync_run_id,
-        report.status,
-        report.counts(),
-        watermark_after=report.watermark_after,
-        error_message=report.error_message,
-    )
-    connection.commit()
-    _log(spec).log(
-        logging.ERROR if report.status == "FAILED" else logging.INFO,
-        "%s (sync_run %s)%s",
-        report.summary(),
-        report.sync_run_id,
-        f": {report.error_message}" if report.error_message else "",
-    )
-    if report.status == "FAILED":
-        raise RejectedShareExceededError(report)
-    return report
-
-
-def _load(
-    spec: TableSpec,
-    source: SourceAdapter,
-    connection: sa.Connection,
-    audit: Audit,
-    report: SyncReport,
-    watermark: Watermark | None,
-    on_batch: Callable[[SyncReport], None] | None,
-) -> None:
-    full, replay = report.mode == "full", report.mode == "replay"
-    run_id = report.sync_run_id or 0
-    writer = TargetWriter(connection, spec, run_id)
-    writer.prepare(track_seen_keys=full)
-    report.atomic = writer.single_transaction
-    resolve = audit.has_open_errors()
-    replayed: set[str] = set()
-    if replay:
-        keys = audit.open_error_keys()
-        report.watermark_after = watermark
-        if not keys:
-            return
-        extracting = source.extract_keys(spec, keys)
-    else:
-        extracting = source.extract(spec, None if full else watermark)
-
-    def write(batch: ValidatedBatch) -> None:
-        """The database side of one batch; runs on the writer thread, commits with its quarantine rows."""
-        if writer.tracks_seen_keys:
-            writer.remember_keys(_keys_with_values(spec, batch.decoded))
-        outcome = writer.write(batch.good, batch.passed)
-        rejected = {**{row: dict(rules) for row, rules in batch.failures.by_row.items()}, **outcome.rejected}
-        rows = sorted(rejected)
-        report.rejected_new += audit.record_errors(run_id, batch.raw, rows, [rejected[row] for row in rows])
-        if resolve:
-            batch_keys = source_keys(spec, batch.raw)
-            passed = np.setdiff1d(batch.passed, np.array(sorted(outcome.rejected), dtype=np.int64))
-            loaded = batch_keys.take(pa.array(passed, pa.int64()))
-            if rows:  # a key also rejected in this batch (a duplicate of a loaded row) is still a problem
-                again = batch_keys.take(pa.array(rows, pa.int64()))
-                loaded = loaded.filter(pc.invert(pc.is_in(loaded, value_set=again)))
-            audit.resolve_errors(run_id, loaded.to_pylist())
-            if replay:
-                replayed.update(batch_keys.to_pylist())
-        if not writer.single_transaction:
-            connection.commit()
-        report.batches += 1
-        report.processed += batch.raw.num_rows
-        report.created += outcome.created
-        report.updated += outcome.updated
-        report.unchanged += outcome.unchanged
-        report.rejected += len(rows)
-        _sample(report, spec, batch.raw, rows, rejected)
-        if on_batch:
-            on_batch(report)
-
-    with extracting as extraction:
-        with Prefetcher(extraction.batches()) as fetched, BackgroundWriter(write) as background:
-            for raw in fetched:
-                background.submit(decode_and_validate(spec, raw))
-        writer.finish()
-        if replay:
-            # A quarantined record the source no longer has under its key (deleted, or its key was the fault
-            # and got corrected) has nothing left to load: its entry is closed by this run.
-            audit.resolve_errors(run_id, sorted(set(keys) - replayed))
-            connection.commit()
-            return
-        deleted_keys = extraction.deleted_keys()
-        if full:
-            report.deleted = writer.soft_delete_missing()
-        elif deleted_keys is not None and deleted_keys.num_rows:
-            decoded = pa.Table.from_arrays(
-                [spec.column(c).decoder([deleted_keys.column(n) for n in spec.column(c).source]).values
-                 for c in spec.business_key],
-                names=list(spec.business_key),
-            )
-            report.deleted = writer.soft_delete_keys(decoded)
-        report.watermark_after = extraction.watermark() or watermark
-    if report.watermark_after is not None:
-        audit.save_watermark(run_id, report.watermark_after)
-
-
-def _sample(
-    report: SyncReport, spec: TableSpec, raw: pa.RecordBatch, rows: list[int], rejected: dict[int, dict[str, str]]
-) -> None:
-    room = REJECTED_SAMPLE_SIZE - len(report.rejected_sample)
-    if room <= 0 or not rows:
-        return
-    chosen = rows[:room]
-    keys = source_keys(spec, raw.take(pa.array(chosen, pa.int64()))).to_pylist()
-    report.rejected_sample.extend(
-        {"source_key": key, "reason": "; ".join(rejected[row].values())} for key, row in zip(keys, chosen, strict=True)
-    )
+        report.created = report.updated = report.unchanged = report.rejected = report.rejected_new = 0
+        report.deleted = 0
+        with engine.begin() as fresh:
+            Audit(fresh, self.spec).finish(self.run_id, "FAILED", report.counts(), error_message=report.error_message)
+        _log(self.spec).error("%s: sync_run %s FAILED: %s", self.spec.entity, self.run_id, report.error_message)

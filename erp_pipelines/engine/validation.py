@@ -111,25 +111,13 @@ def apply_model(spec: TableSpec, frame: pd.DataFrame, failures: RowFailures) -> 
             )
 
 
-def flag_duplicates(
-    frame: pd.DataFrame, columns: tuple[str, ...], failures: RowFailures, rule: str, label: str
-) -> None:
-    """Later rows repeating an earlier row's values on `columns` (within the batch) are rejected."""
-    candidates = frame.drop(index=list(failures.by_row)).dropna(subset=list(columns))
-    repeated = candidates.duplicated(subset=list(columns), keep="first")
-    for row in candidates.index[repeated.to_numpy()]:
-        values = ", ".join(f"{c}={frame.at[row, c]!r}" for c in columns)
-        failures.add(int(row), rule, f"{label} ({values}) already appears earlier in the batch")
-
-
 def decode_and_validate(spec: TableSpec, raw: pa.RecordBatch) -> ValidatedBatch:
+    """Row by row rules of one batch. Rules across rows (duplicate keys, unique values, parents) need the
+    whole read and are the loader's (`RunStage.merge`)."""
     check_source_columns(spec, raw)
     failures = RowFailures()
     decoded = decode(spec, raw, failures)
     frame = decoded.to_pandas(types_mapper=pd.ArrowDtype)
     apply_model(spec, frame, failures)
-    flag_duplicates(frame, spec.business_key, failures, "duplicate_key", "duplicate business key")
-    for unique in spec.unique:
-        flag_duplicates(frame, unique, failures, f"duplicate_{'_'.join(unique)}", f"duplicate {', '.join(unique)}")
     passed = np.setdiff1d(np.arange(raw.num_rows), failures.rows())
     return ValidatedBatch(raw, decoded, passed, failures)

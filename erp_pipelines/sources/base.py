@@ -8,10 +8,13 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from erp_pipelines.catalog.spec import TableSpec
 
 Watermark = dict[str, Any]
+RecordKey = tuple[Any, ...]
+"""A source record's exact key: its raw key values as the source compares them (JSON-safe)."""
 
 STRUCTURED_VALUES = "__structured_values"
 """Optional list<string> column of a raw batch: per row, the source columns whose value was structured (a
@@ -102,6 +105,35 @@ def require_source_columns(
         raise SchemaDriftError(f"schema drift in {where}: {'; '.join(problems)}")
 
 
+def exact_keys(raw: pa.RecordBatch, columns: list[str], *, trailing_blanks_significant: bool) -> list[RecordKey]:
+    """The exact key of every row of a raw batch, never joined into one string.
+
+    Text keeps its leading blanks; trailing blanks are dropped only where the source ignores them when it
+    compares (Db2 for i pads the shorter CHAR operand with blanks: "Character string comparisons", SQL
+    reference). Values that are not JSON scalars (bytes, decimals, dates) are kept as text.
+    """
+    parts = []
+    for name in columns:
+        column = raw.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if not trailing_blanks_significant:
+                column = pc.utf8_rtrim(column, characters=" ")
+            parts.append(column.to_pylist())
+        else:
+            parts.append([_json_scalar(value) for value in column.to_pylist()])
+    return list(zip(*parts, strict=True)) if parts else []
+
+
+def _json_scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
 class TableNotAllowedError(PermanentSourceError):
     """The table is not whitelisted; raised before any connection is opened."""
 
@@ -121,6 +153,10 @@ class Extraction(Protocol):
         """Source keys deleted since the watermark, when the source can tell (4D); else None."""
         ...
 
+    def notes(self) -> dict[str, Any]:
+        """Facts about the read worth reporting (e.g. rows stamped in the future); valid after `batches()`."""
+        ...
+
 
 class SourceAdapter(Protocol):
     """A source system seen by the engine. AS400 and 4D implement it; the engine knows nothing else."""
@@ -131,8 +167,12 @@ class SourceAdapter(Protocol):
         """Reads the whole table (`since` is None) or the rows changed since a watermark."""
         ...
 
-    def extract_keys(self, spec: TableSpec, keys: list[str]) -> AbstractContextManager[Extraction]:
-        """Reads only the rows with these quarantine keys (a replay); no watermark, no deletions."""
+    def extract_keys(self, spec: TableSpec, keys: list[RecordKey]) -> AbstractContextManager[Extraction]:
+        """Reads only the rows with these exact keys (a replay), each bound as it is; no watermark, no deletions."""
+        ...
+
+    def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
+        """The exact key of each raw row (`spec.source_key_columns`), compared the way this source compares."""
         ...
 
     def count_rows(self, spec: TableSpec) -> int:

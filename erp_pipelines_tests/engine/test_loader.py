@@ -1,4 +1,5 @@
-"""The loader's two paths on the real application database, driven with Arrow batches directly."""
+"""The run stage on the real application database, driven with Arrow tables directly: the run-level rules
+(duplicates across batches, parents, unique values on the converged state, deletions) and the merge."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
+from erp_pipelines.app_db.tables import TARGET_TABLES
 from erp_pipelines.catalog import get_spec
-from erp_pipelines.engine.loader import TargetWriter
+from erp_pipelines.engine.loader import MergeOutcome, RunStage
 
 pytestmark = pytest.mark.integration
 
 STOCK = get_spec("product_stock")
+PRODUCT = get_spec("product")
+STAMP = dt.datetime(2025, 1, 1)
 
 
 def _stock(items: list[str], on_hand: float = 1.0) -> pa.Table:
@@ -25,71 +29,122 @@ def _stock(items: list[str], on_hand: float = 1.0) -> pa.Table:
         "item_number": pa.array(items), "warehouse": pa.array(["001"] * n), "on_hand": quantity,
         "allocated": quantity, "on_order": quantity, "unit_of_measure": pa.array(["EA"] * n),
         "bin_location": pa.array([None] * n, pa.string()), "is_lot_controlled": pa.array([False] * n),
-        "source_changed_at": pa.array([dt.datetime(2025, 1, 1)] * n, pa.timestamp("us")),
+        "source_changed_at": pa.array([STAMP] * n, pa.timestamp("us")),
     })
 
 
-def _products(app_db: sa.Engine, *items: str) -> None:
+def _product_rows(pairs: list[tuple[str, str]]) -> pa.Table:
+    n = len(pairs)
+    return pa.table({
+        "item_number": pa.array([item for item, _ in pairs]), "description": pa.array(["x"] * n),
+        "sku": pa.array([sku for _, sku in pairs]), "category": pa.array([None] * n, pa.string()),
+        "unit_of_measure": pa.array([None] * n, pa.string()), "is_active": pa.array([True] * n),
+        "created_on": pa.array([None] * n, pa.date32()),
+        "source_changed_at": pa.array([STAMP] * n, pa.timestamp("us")),
+    })
+
+
+def _products(app_db: sa.Engine, pairs: list[tuple[str, str]]) -> None:
     with app_db.begin() as connection:
-        for item in items:
+        for item, sku in pairs:
             connection.execute(sa.text(
                 "insert into product (item_number, description, sku, is_active, source_changed_at) "
-                "values (:i, 'x', :s, true, now())"), {"i": item, "s": f"SKU-{item}"})
+                "values (:i, 'x', :s, true, :t)"), {"i": item, "s": sku, "t": STAMP})
 
 
-def _foreign_keys(app_db: sa.Engine) -> list[dict]:
-    return sa.inspect(app_db).get_foreign_keys("product_stock")
-
-
-def test_initial_load_is_one_transaction_that_restores_the_foreign_keys(app_db: sa.Engine) -> None:
-    _products(app_db, "A", "B")
+def _run(app_db: sa.Engine, spec, batches: list[pa.Table], *, full: bool = False, run_id: int = 1) -> MergeOutcome:
+    """Stages the batches as one read and merges them, committing like a run does."""
     with app_db.connect() as connection:
-        writer = TargetWriter(connection, STOCK, sync_run_id=1)
-        writer.prepare(track_seen_keys=True)
-        assert writer.bulk and writer.single_transaction
-        outcome = writer.write(_stock(["A", "B", "ORPHAN"]), np.array([0, 1, 2]))
-        assert outcome.created == 2
-        assert list(outcome.rejected) == [2]
-        assert "parent product (item_number='ORPHAN')" in outcome.rejected[2]["missing_parent:product"]
-        with app_db.connect() as other:  # another session waits: it never sees the table without its keys
-            other.execute(sa.text("set lock_timeout = '200ms'"))
-            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
-                other.execute(sa.text("select count(*) from product_stock"))
-        writer.finish()
+        stage = RunStage(connection, spec, TARGET_TABLES[spec.entity],
+                         {p: TARGET_TABLES[p] for p in spec.parents}, run_id)
+        stage.prepare()
+        position = 0
+        for batch in batches:
+            stage.add(batch, position, np.ones(batch.num_rows, dtype=bool))
+            position += batch.num_rows
+        outcome = stage.merge(full=full)
         connection.commit()
-    assert len(_foreign_keys(app_db)) == 1
-    with app_db.connect() as connection:
-        assert connection.execute(sa.text("select count(*) from product_stock")).scalar_one() == 2
+    return outcome
 
 
-def test_bulk_path_falls_back_to_merging_when_a_key_repeats(app_db: sa.Engine) -> None:
-    _products(app_db, "A", "B", "C")
+def _live(app_db: sa.Engine, table: str, columns: str) -> list[tuple]:
     with app_db.connect() as connection:
-        writer = TargetWriter(connection, STOCK, sync_run_id=1)
-        writer.prepare(track_seen_keys=False)
-        first = writer.write(_stock(["A", "B"]), np.array([0, 1]))
-        second = writer.write(_stock(["B", "C"], on_hand=2.0), np.array([0, 1]))
-        writer.finish()
+        return [tuple(row) for row in connection.execute(sa.text(
+            f"select {columns} from {table} where deleted_at is null order by 1"))]
+
+
+def test_initial_load_restores_the_foreign_keys_and_rejects_orphans(app_db: sa.Engine) -> None:
+    _products(app_db, [("A", "SA"), ("B", "SB")])
+    outcome = _run(app_db, STOCK, [_stock(["A", "B"]), _stock(["ORPHAN"])])
+    assert (outcome.created, list(outcome.rejected)) == (2, [2])
+    assert "parent product (item_number='ORPHAN')" in outcome.rejected[2]["missing_parent:product"]
+    assert len(sa.inspect(app_db).get_foreign_keys("product_stock")) == 1
+
+
+def test_a_key_split_across_batches_rejects_every_copy(app_db: sa.Engine) -> None:
+    _products(app_db, [("A", "SA"), ("B", "SB")])
+    outcome = _run(app_db, STOCK, [_stock(["A", "B"]), _stock(["B"], on_hand=2.0)])
+    assert outcome.created == 1
+    assert sorted(outcome.rejected) == [1, 2]
+    assert "read 2 times in this read (records 2, 3 of the read)" in outcome.rejected[2]["duplicate_key"]
+    assert _live(app_db, "product_stock", "item_number") == [("A",)]
+
+
+def test_a_duplicate_leaves_the_loaded_row_as_it_was(app_db: sa.Engine) -> None:
+    _products(app_db, [("A", "SA")])
+    _run(app_db, STOCK, [_stock(["A"], on_hand=1.0)])
+    outcome = _run(app_db, STOCK, [_stock(["A"], on_hand=5.0), _stock(["A"], on_hand=6.0)], full=True, run_id=2)
+    assert (outcome.updated, outcome.deleted, sorted(outcome.rejected)) == (0, 0, [0, 1])
+    assert [str(v) for (v,) in _live(app_db, "product_stock", "on_hand")] == ["1.000"]
+
+
+def test_swapped_and_rotated_skus_load_in_one_run(app_db: sa.Engine) -> None:
+    _products(app_db, [("P1", "A"), ("P2", "B"), ("P3", "C"), ("P4", "D"), ("P5", "E")])
+    swap_and_rotation = [("P1", "B"), ("P2", "A")], [("P3", "D"), ("P4", "E"), ("P5", "C")]
+    outcome = _run(app_db, PRODUCT, [_product_rows(batch) for batch in swap_and_rotation], run_id=2)
+    assert (outcome.updated, outcome.rejected) == (5, {})
+    assert _live(app_db, "product", "item_number, sku") == [
+        ("P1", "B"), ("P2", "A"), ("P3", "D"), ("P4", "E"), ("P5", "C")]
+
+
+def test_a_sku_freed_by_a_deletion_in_the_same_full_read_loads(app_db: sa.Engine) -> None:
+    _products(app_db, [("OLD", "S1"), ("KEEP", "S2")])
+    outcome = _run(app_db, PRODUCT, [_product_rows([("KEEP", "S2"), ("NEW", "S1")])], full=True, run_id=2)
+    assert (outcome.created, outcome.unchanged, outcome.deleted, outcome.rejected) == (1, 1, 1, {})
+    assert _live(app_db, "product", "item_number, sku") == [("KEEP", "S2"), ("NEW", "S1")]
+
+
+def test_a_sku_held_by_two_records_or_by_an_untouched_row_is_rejected_naming_the_holders(app_db: sa.Engine) -> None:
+    _products(app_db, [("LIVE", "S9")])
+    outcome = _run(app_db, PRODUCT, [_product_rows([("X", "S1")]), _product_rows([("Y", "S1"), ("Z", "S9")])],
+                   run_id=2)
+    assert sorted(outcome.rejected) == [0, 1, 2]
+    assert "item_number='X'" in outcome.rejected[0]["duplicate_sku"]
+    assert "item_number='Y'" in outcome.rejected[0]["duplicate_sku"]
+    assert "item_number='LIVE'" in outcome.rejected[2]["duplicate_sku"]
+    assert _live(app_db, "product", "item_number, sku") == [("LIVE", "S9")]
+
+
+def test_a_rejected_move_keeps_its_old_value_which_blocks_the_swap_partner(app_db: sa.Engine) -> None:
+    _products(app_db, [("P1", "A"), ("P2", "B")])
+    with app_db.connect() as connection:
+        stage = RunStage(connection, PRODUCT, TARGET_TABLES["product"], {}, 2)
+        stage.prepare()
+        stage.add(_product_rows([("P1", "B"), ("P2", "A")]), 0, np.array([True, False]))  # P2's update is bad
+        outcome = stage.merge(full=False)
         connection.commit()
-    assert (first.created, second.created, second.updated) == (2, 1, 1)
-    assert not writer.bulk
-    with app_db.connect() as connection:
-        on_hand = connection.execute(sa.text("select on_hand from product_stock where item_number = 'B'")).scalar_one()
-    assert str(on_hand) == "2.000"
-    assert len(_foreign_keys(app_db)) == 1
+    assert sorted(outcome.rejected) == [0]
+    assert "item_number='P2'" in outcome.rejected[0]["duplicate_sku"]
+    assert _live(app_db, "product", "item_number, sku") == [("P1", "A"), ("P2", "B")]
 
 
-def test_merge_path_drops_unchanged_rows_before_anything_else(app_db: sa.Engine) -> None:
-    _products(app_db, "A", "B")
-    with app_db.connect() as connection:
-        writer = TargetWriter(connection, STOCK, sync_run_id=1)
-        writer.prepare(track_seen_keys=False)
-        writer.write(_stock(["A", "B"]), np.array([0, 1]))
-        writer.finish()
-        connection.commit()
-        again = TargetWriter(connection, STOCK, sync_run_id=2)
-        again.prepare(track_seen_keys=True)
-        assert not again.bulk
-        outcome = again.write(_stock(["A", "B", "ORPHAN"]), np.array([0, 1, 2]))
-        connection.commit()
-    assert (outcome.unchanged, outcome.created, outcome.updated, list(outcome.rejected)) == (2, 0, 0, [2])
+def test_full_read_withdraws_unchanged_children_of_a_deleted_parent(app_db: sa.Engine) -> None:
+    _products(app_db, [("A", "SA"), ("B", "SB")])
+    _run(app_db, STOCK, [_stock(["A", "B"])])
+    with app_db.begin() as connection:
+        connection.execute(sa.text("update product set deleted_at = now() where item_number = 'B'"))
+    incremental = _run(app_db, STOCK, [_stock(["A"])], run_id=2)
+    assert (incremental.unchanged, incremental.deleted) == (1, 0)
+    full = _run(app_db, STOCK, [_stock(["A", "B"])], full=True, run_id=3)
+    assert (full.unchanged, full.deleted, full.withdrawn, sorted(full.rejected)) == (1, 1, 1, [1])
+    assert _live(app_db, "product_stock", "item_number") == [("A",)]

@@ -173,8 +173,11 @@ def _seed_products(cur, rng, manifest, item_numbers, skus, bad_share) -> set[int
     used |= set(bad_date.tolist())
     created[bad_date] = 1251341  # month 13
     duplicate = _pick(rng, n, share, used | {0})
+    skus[duplicate] = skus[duplicate - 1]
+    # A SKU held by two products is rejected for both (neither silently wins), whatever their order.
+    _, inverse, counts = np.unique(skus, return_inverse=True, return_counts=True)
+    duplicate = np.setdiff1d(np.nonzero(counts[inverse] > 1)[0], np.array(sorted(used), dtype=int))
     used |= set(duplicate.tolist())
-    skus[duplicate] = skus[duplicate - 1]  # the earlier item keeps the SKU; the later one is rejected
     bad_time = _pick(rng, n, share, used)
     used |= set(bad_time.tolist())
     changed_time[bad_time] = 256199

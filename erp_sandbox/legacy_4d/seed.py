@@ -8,6 +8,7 @@ Every row gets a distinct ``__GlobalStamp`` in insertion order and the datastore
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import io
 import os
@@ -161,6 +162,10 @@ class _Seeder:
         for pid in duplicates:
             other = rows[pid if pid < self.products else pid - 2]
             rows[pid - 1] = (*rows[pid - 1][:3], other[3], *rows[pid - 1][4:])
+        # A SKU held by two products is rejected for both: the unmarked partners are bad too.
+        holders = collections.Counter(row[3] for row in rows)
+        self.bad["duplicate_sku"] += sum(
+            1 for pid, row in enumerate(rows, 1) if holders[row[3]] > 1 and pid not in marks)
         return rows
 
     def customer_rows(self) -> Iterator[tuple]:

@@ -17,16 +17,16 @@ from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400Settings
 from erp_pipelines.sources.base import (
     InvalidWatermarkError,
+    RecordKey,
     SchemaDriftError,
     TableNotAllowedError,
     Watermark,
+    exact_keys,
     require_source_columns,
 )
 
 # Keys per replay statement: keeps statements short on both Db2 for i and the stand-in.
 REPLAY_CHUNK = 200
-# Change stamps further in the future than this are garbage, not a position to resume from.
-FUTURE_TOLERANCE = dt.timedelta(days=1)
 
 
 def to_cyymmdd_hhmmss(moment: dt.datetime) -> tuple[int, int]:
@@ -40,13 +40,15 @@ class As400Extraction:
     """One streamed read; tracks the newest valid change stamp for the next watermark."""
 
     def __init__(
-        self, settings: As400Settings, spec: TableSpec, statements: list[sql.Statement], *, track: bool = True
+        self, settings: As400Settings, spec: TableSpec, statements: list[sql.Statement],
+        clock: dt.datetime | None = None,
     ) -> None:
         self._settings = settings
         self._spec = spec
         self._statements = statements
-        self._track = track
+        self._clock = clock
         self._newest: dt.datetime | None = None
+        self._future_rows = 0
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         for statement in self._statements:
@@ -67,23 +69,26 @@ class As400Extraction:
             raise self._settings.connection_error(f"reading {self._spec.source_table} failed", exc) from None
         try:
             for batch in reader:
-                if self._track:
-                    self._track_change_stamps(batch)
+                if self._clock is not None:
+                    self._track_change_stamps(batch, self._clock)
                 yield batch
         except arrow_odbc.Error as exc:
             raise self._settings.connection_error(
                 f"reading {self._spec.source_table} failed mid-stream", exc
             ) from None
 
-    def _track_change_stamps(self, batch: pa.RecordBatch) -> None:
+    def _track_change_stamps(self, batch: pa.RecordBatch, clock: dt.datetime) -> None:
+        """The newest stamp not past the server's clock taken before the read: a row stamped in the future
+        (clock skew, a job stamping the next business day) loads, but must not move the watermark past
+        rows still to be written now; it is read again by every run until its stamp is in the past."""
         tracking = self._spec.change_tracking
         if tracking is None:
             return
         stamps = CyymmddHhmmssTimestamp()([batch.column(name) for name in tracking.columns]).values
         micros = stamps.cast(pa.int64()).to_numpy(zero_copy_only=False)
         valid = ~stamps.is_null().to_numpy(zero_copy_only=False)
-        horizon = dt.datetime.now() + FUTURE_TOLERANCE
-        limit = int((horizon - dt.datetime(1970, 1, 1)).total_seconds() * 1_000_000)
+        limit = int((clock - dt.datetime(1970, 1, 1)).total_seconds() * 1_000_000)
+        self._future_rows += int((valid & (micros > limit)).sum())
         valid &= micros <= limit
         if valid.any():
             newest = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(np.max(micros[valid])))
@@ -95,6 +100,11 @@ class As400Extraction:
     def deleted_keys(self) -> pa.RecordBatch | None:
         """IBM i tables without journals cannot report deletions; full syncs detect them."""
         return None
+
+    def notes(self) -> dict[str, object]:
+        if self._clock is None:
+            return {}
+        return {"source_clock": self._clock.isoformat(), "future_stamped_rows": self._future_rows}
 
 
 class As400Source:
@@ -167,15 +177,20 @@ class As400Source:
             order_by=spec.source_key_columns,
         )
         sql.guard_select(statement.sql, [table])
-        yield As400Extraction(self.settings, spec, [statement])
+        clock = self.source_clock(table) if spec.change_tracking else None
+        yield As400Extraction(self.settings, spec, [statement], clock)
+
+    def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
+        """Db2 for i compares CHAR values as if the shorter were padded with blanks ("Character string
+        comparisons", Db2 for i SQL reference): trailing blanks do not tell two keys apart, leading ones do."""
+        return exact_keys(raw, spec.source_key_columns, trailing_blanks_significant=False)
 
     @contextmanager
-    def extract_keys(self, spec: TableSpec, keys: list[str]) -> Iterator[As400Extraction]:
-        """Only the rows with these quarantine keys (values joined by '|'), for a replay."""
+    def extract_keys(self, spec: TableSpec, keys: list[RecordKey]) -> Iterator[As400Extraction]:
+        """Only the rows with these exact keys, for a replay; each value bound as it is (leading blanks kept)."""
         table = self.table_of(spec)
         key_columns = spec.source_key_columns
-        # A '|' inside the last key column stays in it; one-column keys are never split.
-        split = [tuple(key.split("|", len(key_columns) - 1)) for key in keys]
+        split = [tuple("" if part is None else str(part) for part in key) for key in keys]
         statements = [
             sql.select_keys(table, spec.source_columns, key_columns, split[start : start + REPLAY_CHUNK])
             for start in range(0, len(split), REPLAY_CHUNK)
@@ -183,7 +198,12 @@ class As400Source:
         for statement in statements:
             sql.guard_select(statement.sql, [table])
         self.check_columns(spec)
-        yield As400Extraction(self.settings, spec, statements, track=False)
+        yield As400Extraction(self.settings, spec, statements)
+
+    def source_clock(self, table: sql.QualifiedTable) -> dt.datetime:
+        """The IBM i's CURRENT TIMESTAMP (its local time, as the change stamps are)."""
+        value = self._query(sql.source_clock(), table)[0][0]
+        return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value)[:26])
 
     def count_rows(self, spec: TableSpec) -> int:
         table = self.table_of(spec)

@@ -135,6 +135,12 @@ def connection_probe() -> Statement:
     return Statement('SELECT 1 FROM "SYSIBM"."SYSDUMMY1" FOR READ ONLY')
 
 
+def source_clock() -> Statement:
+    """The server's own time: a watermark never moves past it (CURRENT_TIMESTAMP is the special register
+    CURRENT TIMESTAMP's synonym in Db2 for i, "Special registers", SQL reference; PostgreSQL knows it too)."""
+    return Statement('SELECT CAST(CURRENT_TIMESTAMP AS TIMESTAMP) FROM "SYSIBM"."SYSDUMMY1" FOR READ ONLY')
+
+
 _TOKEN = re.compile(
     r"""\s*(?:(?P<quoted>"[A-Z][A-Z0-9_#@$]{0,127}")|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>\d+)"""
     r"""|(?P<symbol><=|>=|<>|[(),.=<>?*])|(?P<other>\S))"""
@@ -142,6 +148,7 @@ _TOKEN = re.compile(
 _ALLOWED_WORDS = {
     "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "ORDER", "BY", "ASC", "DESC", "FETCH", "FIRST", "ROWS",
     "ROW", "ONLY", "FOR", "READ", "COUNT", "MAX", "MIN", "IS", "NULL", "IN", "BETWEEN",
+    "CAST", "AS", "CURRENT_TIMESTAMP", "TIMESTAMP",
 }  # fmt: skip
 _CATALOG_TABLES = frozenset({QualifiedTable("QSYS2", "SYSCOLUMNS2"), QualifiedTable("SYSIBM", "SYSDUMMY1")})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,15 +15,18 @@ from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.sources.base import (
     STRUCTURED_VALUES,
     InvalidWatermarkError,
+    RecordKey,
     SchemaDriftError,
     TableNotAllowedError,
     Watermark,
+    exact_keys,
     require_source_columns,
 )
 from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
 
 GLOBAL_STAMP = "__GlobalStamp"
 REPLAY_CHUNK = 200
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
 
 
 def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.RecordBatch:
@@ -153,6 +157,9 @@ class Legacy4DExtraction:
     def watermark(self) -> Watermark | None:
         return {"global_stamp": self._stamp} if self._stamp is not None else None
 
+    def notes(self) -> dict[str, object]:
+        return {}
+
     def deleted_keys(self) -> pa.RecordBatch | None:
         """Keys in `__DeletedRecords` stamped since the watermark (4D's data change tracking), except those
         that exist again: an entity deleted and then created anew under the same key is live, and its new
@@ -227,13 +234,23 @@ class Legacy4DSource:
             self.check_attributes(client, spec)
             yield Legacy4DExtraction(client, spec, since, self.batch_rows)
 
+    def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
+        """The key attribute's typed value: a numeric primary key stays a number even in a batch whose key
+        column arrived as text (one entity with a non-numeric key turns the column to text)."""
+        keys = exact_keys(raw, spec.source_key_columns, trailing_blanks_significant=True)
+        if not isinstance(spec.column(spec.business_key[0]).sql_type, sa.Integer):
+            return keys
+        return [tuple(int(part) if isinstance(part, str) and _WHOLE_NUMBER.fullmatch(part) else part
+                      for part in key) for key in keys]
+
     @contextmanager
-    def extract_keys(self, spec: TableSpec, keys: list[str]) -> Iterator[Legacy4DExtraction]:
+    def extract_keys(self, spec: TableSpec, keys: list[RecordKey]) -> Iterator[Legacy4DExtraction]:
         """Only the entities with these quarantine keys, for a replay."""
         self._check(spec)
         with self.session() as client:
             self.check_attributes(client, spec)
-            yield Legacy4DExtraction(client, spec, None, self.batch_rows, keys=keys)
+            yield Legacy4DExtraction(client, spec, None, self.batch_rows,
+                                     keys=["" if key[0] is None else str(key[0]) for key in keys])
 
     def count_rows(self, spec: TableSpec) -> int:
         self._check(spec)
