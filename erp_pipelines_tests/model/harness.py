@@ -200,3 +200,51 @@ def compare_counts(run: sa.Row | None, outcome: Outcome, withdrawn: int) -> list
     if expected != found:
         problems.append(f"sync_run {run.id} counts {found}, model {expected}")
     return problems
+
+
+@dataclass(frozen=True)
+class TableView:
+    """Where the model finds one entity in the application database and how its raw records compare."""
+
+    entity: str
+    table: str
+    key: tuple[str, ...]
+    values: tuple[str, ...]
+    raw_kinds: Mapping[str, Callable[[Any], Any]]
+
+
+class ModelChecks:
+    """The checks after every run, shared by both sources' state machines."""
+
+    engine: sa.Engine
+    models: dict[str, TableModel]
+    views: dict[str, TableView]
+    expected_constraints: set[tuple[str, str]]
+
+    def observe(self, entity: str) -> tuple[dict, dict, sa.Row | None, set[tuple[str, str]]]:
+        view = self.views[entity]
+        with self.engine.connect() as connection:
+            return (target_rows(connection, view.table, view.key, view.values),
+                    open_quarantine(connection, entity, view.raw_kinds), last_run(connection, entity),
+                    constraints(connection))
+
+    def check_run(self, entity: str, described: str, outcome: Outcome, problems: list[str]) -> None:
+        """After a run that returned: the model and the database agree (contract 1-7), the schema is whole."""
+        model = self.models[entity]
+        rows, quarantine, run, present = self.observe(entity)
+        found, withdrawn = compare_target(model, rows, outcome.uncertain_live)
+        problems = [*problems, *found, *compare_quarantine(model, quarantine, run.id if run else None, outcome),
+                    *compare_counts(run, outcome, withdrawn)]
+        if lost := self.expected_constraints - present:
+            problems.append(f"the run left the application database without its constraints {sorted(lost)}")
+        assert not problems, f"after the {described}:\n  " + "\n  ".join(problems)
+
+    def check_failed_run(self, entity: str, described: str) -> None:
+        """Contract 11: a failed run commits nothing (target and quarantine as before) and says FAILED."""
+        model = self.models[entity]
+        rows, quarantine, run, _ = self.observe(entity)
+        problems, _ = compare_target(model, rows, set())
+        problems += compare_quarantine(model, quarantine, None, None)
+        if run is None or run.status != "FAILED":
+            problems.append(f"the failed run's sync_run says {run.status if run else 'nothing'}")
+        assert not problems, f"after the {described} (failed):\n  " + "\n  ".join(problems)

@@ -29,16 +29,12 @@ from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines_tests.conftest import as400_test_resource, empty_app_database
 from erp_pipelines_tests.model.harness import (
     LONG_PROFILE_STEPS,
+    ModelChecks,
     StepCounter,
-    compare_counts,
-    compare_quarantine,
-    compare_target,
+    TableView,
     constraints,
-    last_run,
     model_settings,
-    open_quarantine,
     rebuild_app_database,
-    target_rows,
 )
 from erp_pipelines_tests.model.reference import (
     Outcome,
@@ -233,14 +229,24 @@ class As400Stand:
                  "and pid <> pg_backend_pid()", (self.settings.username, self.settings.database))
 
 
-class As400Machine(RuleBasedStateMachine):
+VIEWS = {
+    "product": TableView("product", PRODUCT.target_table, PRODUCT.business_key, PRODUCT_VALUES, PRODUCT_COLUMNS),
+    "product_stock": TableView("product_stock", STOCK.target_table, STOCK.business_key, STOCK_VALUES,
+                               STOCK_COLUMNS),
+}
+
+
+class As400Machine(RuleBasedStateMachine, ModelChecks):
     """Random source changes and runs; after each run the model and the application database must agree."""
 
     stand: As400Stand
+    views = VIEWS
 
     def __init__(self) -> None:
         super().__init__()
         self.stand.reset()
+        self.engine = self.stand.engine
+        self.expected_constraints = self.stand.constraints
         self.stand.counter.examples += 1
         self.products: dict[str, dict[str, Any]] = {}  # exact key -> the raw row as written
         self.stock: dict[tuple[str, str], dict[str, Any]] = {}
@@ -437,45 +443,19 @@ class As400Machine(RuleBasedStateMachine):
         except Exception as exc:
             if not fired:
                 raise AssertionError(f"{described}: the run raised {type(exc).__name__}: {exc}") from exc
-            self._check_failed(entity, described)
+            self.check_failed_run(entity, described)
             return
         model = self.models[entity]
         products = self.models["product"]
         outcome = model.apply(read, effective, parent_live=products.live if model.parent else None)
         self._check(entity, described, outcome)
 
-    def _observe(self, entity: str) -> tuple[dict, dict, Any]:
-        spec = PRODUCT if entity == "product" else STOCK
-        columns = PRODUCT_COLUMNS if entity == "product" else STOCK_COLUMNS
-        values = PRODUCT_VALUES if entity == "product" else STOCK_VALUES
-        with self.stand.engine.connect() as connection:
-            return (target_rows(connection, spec.target_table, spec.business_key, values),
-                    open_quarantine(connection, entity, columns), last_run(connection, entity))
-
     def _check(self, entity: str, described: str, outcome: Outcome) -> None:
-        model = self.models[entity]
-        rows, quarantine, run = self._observe(entity)
-        problems, withdrawn = compare_target(model, rows, outcome.uncertain_live)
-        problems += compare_quarantine(model, quarantine, run.id if run else None, outcome)
-        problems += compare_counts(run, outcome, withdrawn)
-        with self.stand.engine.connect() as connection:
-            lost = self.stand.constraints - constraints(connection)
-        if lost:
-            problems.append(f"the run left the application database without its constraints {sorted(lost)}")
+        problems = []
         watermark = self._watermark(entity)
         if watermark is not None and watermark > dt.datetime.now():
             problems.append(f"{entity}: watermark {watermark} is past the source's current time (contract 8)")
-        assert not problems, f"after the {described}:\n  " + "\n  ".join(problems)
-
-    def _check_failed(self, entity: str, described: str) -> None:
-        """Contract 11: a failed run commits nothing; the run says FAILED."""
-        model = self.models[entity]
-        rows, quarantine, run = self._observe(entity)
-        problems, _ = compare_target(model, rows, set())
-        problems += compare_quarantine(model, quarantine, None, None)
-        if run is None or run.status != "FAILED":
-            problems.append(f"the failed run's sync_run says {run.status if run else 'nothing'}")
-        assert not problems, f"after the {described} (failed):\n  " + "\n  ".join(problems)
+        self.check_run(entity, described, outcome, problems)
 
 
 @pytest.fixture
