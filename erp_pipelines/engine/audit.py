@@ -87,7 +87,7 @@ class Audit:
             .where(sync_run.c.entity == self.spec.entity, sync_run.c.status == "RUNNING")
             .values(status="FAILED", finished_at=sa.func.now(),
                     error_message="abandoned: the sync process ended without finishing (killed or crashed); "
-                                  "nothing after its last committed batch was applied")
+                                  "a run is one transaction, so nothing of it was applied")
         ).rowcount
         self.connection.commit()
         return closed

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pgpq
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from erp_pipelines.catalog.spec import ForeignKey, TableSpec
@@ -48,9 +49,11 @@ def _equal(names: Iterable[str], left: str, right: str) -> str:
     return " and ".join(f"{left}.{quote(n)} = {right}.{quote(n)}" for n in names)
 
 
-def _shown(names: Sequence[str], alias: str) -> str:
-    """SQL text rendering `(name='value', …)` of a row's columns, for messages."""
+def _shown(names: Sequence[str], alias: str, numeric: frozenset[str] = frozenset()) -> str:
+    """SQL text rendering `(name='value', …)` of a row's columns for messages: text quoted (blanks
+    visible), numbers bare."""
     parts = " || ', ' || ".join(
+        f"'{n}=' || coalesce({alias}.{quote(n)}::text, 'NULL')" if n in numeric else
         f"'{n}=' || coalesce(quote_literal({alias}.{quote(n)}::text), 'NULL')" for n in names
     )
     return f"('(' || {parts} || ')')"
@@ -111,6 +114,10 @@ class RunStage:
     def _execute(self, statement: str, parameters: dict | None = None) -> sa.CursorResult:
         return self.connection.exec_driver_sql(statement, parameters or {})
 
+    def _shown(self, names: Sequence[str], alias: str) -> str:
+        numeric = frozenset(c.target for c in self.spec.columns if isinstance(c.sql_type, sa.Numeric | sa.Integer))
+        return _shown(names, alias, numeric)
+
     def prepare(self) -> None:
         """Creates the temporary tables; an empty target makes this run an initial load."""
         target = quote(self.table.name)
@@ -126,13 +133,24 @@ class RunStage:
         self.initial_load = self._execute(f"select not exists (select 1 from {target})").scalar_one()
 
     def add(self, decoded: pa.Table, first_position: int, valid: np.ndarray) -> None:
-        """Stages one batch: every row whose business key decoded, valid or not (duplicates count all)."""
-        has_key = np.ones(decoded.num_rows, dtype=bool)
+        """Stages one batch: every row whose business key decoded, valid or not (duplicates count all).
+
+        Of a row that failed validation only the key is kept: its other values may be anything (a NUL
+        character, which PostgreSQL text cannot hold), and only its key takes part in the run-level rules.
+        """
+        stageable = np.ones(decoded.num_rows, dtype=bool)
         for name in self.key:
-            has_key &= ~decoded.column(name).is_null().to_numpy(zero_copy_only=False)
+            column = decoded.column(name)
+            stageable &= ~column.is_null().to_numpy(zero_copy_only=False)
+            if pa.types.is_string(column.type):
+                stageable &= ~pc.fill_null(pc.match_substring(column, "\x00"), False).to_numpy(zero_copy_only=False)
+        mask = pa.array(valid)
+        columns = [column if name in self.key else pc.if_else(mask, column, pa.nulls(len(column), column.type))
+                   for name, column in zip(decoded.column_names, decoded.columns, strict=True)]
         positions = np.arange(first_position, first_position + decoded.num_rows, dtype=np.int64)
-        rows = decoded.append_column(POSITION, pa.array(positions)).append_column(VALID, pa.array(valid))
-        copy_arrow(self.connection, self.stage, rows.filter(pa.array(has_key)))
+        rows = pa.Table.from_arrays([*columns, pa.array(positions), mask],
+                                    names=[*decoded.column_names, POSITION, VALID])
+        copy_arrow(self.connection, self.stage, rows.filter(pa.array(stageable)))
 
     def add_deleted_keys(self, keys: pa.Table, reason: str) -> None:
         """Keys the source reports deleted (4D `__DeletedRecords`); a key read again in this run stays."""
@@ -157,7 +175,7 @@ class RunStage:
         self._reject(
             f"select s.{POSITION}, 'duplicate_key', 'duplicate business key ' || d.shown || ': read ' || d.copies "
             f"|| ' times in this read (records ' || d.positions || ' of the read); no copy is loaded' "
-            f"from {stage} s join (select {key}, count(*) as copies, {_shown(self.key, 'g')} as shown, "
+            f"from {stage} s join (select {key}, count(*) as copies, {self._shown(self.key, 'g')} as shown, "
             f"string_agg(({POSITION} + 1)::text, ', ' order by {POSITION}) as positions "
             f"from {stage} g group by {key} having count(*) > 1) d using ({key})"
         )
@@ -173,7 +191,7 @@ class RunStage:
             present = " and ".join(f"s.{quote(c)} is not null" for c in fk.columns)
             self._reject(
                 f"select s.{POSITION}, 'missing_parent:{fk.parent}', 'parent {fk.parent} ' || "
-                f"{_shown(fk.columns, 's')} || ' is not live in the application database' "
+                f"{self._shown(fk.columns, 's')} || ' is not live in the application database' "
                 f"from {quote(self.stage)} s where s.{VALID} and {present} and {self._no_live_parent(fk, 's')}"
             )
 
@@ -213,10 +231,10 @@ class RunStage:
                     f"where t.deleted_at is null and ({_columns(unique, 't.')}) in (select {columns} from accepted) "
                     f"and not exists (select 1 from accepted a where {_equal(self.key, 'a', 't')}) "
                     f"and not exists (select 1 from {deletions} d where {_equal(self.key, 'd', 't')})), "
-                    f"clash as (select {columns}, string_agg({_shown(self.key, 'c')} || "
+                    f"clash as (select {columns}, string_agg({self._shown(self.key, 'c')} || "
                     f"case when c.staged then ' (this read)' else ' (live, not changed by this read)' end, "
                     f"'; ' order by c.staged) as holders from converged c group by {columns} having count(*) > 1) "
-                    f"select a.{POSITION}, '{rule}', {_shown(unique, 'a')} || ' would be held by more than one "
+                    f"select a.{POSITION}, '{rule}', {self._shown(unique, 'a')} || ' would be held by more than one "
                     f"{self.spec.entity}: ' || k.holders from accepted a join clash k using ({columns})"
                 )
                 if not added:

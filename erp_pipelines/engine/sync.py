@@ -179,9 +179,10 @@ class SyncRun:
     def execute(self) -> None:
         self.stage.prepare()
         self.open_keys = set(self.audit.open_error_keys())
-        if self.replay and not self.open_keys:
-            self.report.watermark_after = self.report.watermark_before
-            return
+        if self.replay:
+            self.report.watermark_after = self.report.watermark_before  # a replay never moves it
+            if not self.open_keys:
+                return
         with RawSpill() as spill:
             self.read(spill)
             outcome = self.stage.merge(full=self.full)

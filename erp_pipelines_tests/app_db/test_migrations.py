@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from erp_pipelines.app_db.engine import DatabaseUrlError, checked_url
 from erp_pipelines.app_db.tables import TARGET_TABLES, metadata
+from erp_pipelines.migrations import alembic_config
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +54,29 @@ def test_database_url_must_name_psycopg2(url: str, message: str) -> None:
 
 def test_bare_postgresql_url_means_psycopg2() -> None:
     assert checked_url("postgresql://u:p@h/db").drivername == "postgresql+psycopg2"
+
+
+def test_old_quarantine_keys_become_exact_keys_from_the_raw_record(app_url: str, app_db: sa.Engine) -> None:
+    config = alembic_config(app_url)
+    command.downgrade(config, "0003")
+    try:
+        with app_db.begin() as connection:
+            run = connection.execute(sa.text(
+                "insert into sync_run (source_system, entity, source_table, target_table, mode, status) "
+                "values ('as400', 'product', 'P', 'product', 'full', 'COMPLETED') returning id")).scalar_one()
+            for entity, key, raw in (
+                ("product", "777", '{"ITEMNO": " 777           "}'),  # trimmed and joined: lossy
+                ("product_pricing", "A|B|X|1250101", '{"ITEMNO": "A|B", "PRCLST": "X   ", "EFFDAT": "1250101"}'),
+                ("erp_product", "42", '{"ProductID": 42}'),
+                ("erp_order", "7", '{"OrderID": "7"}'),
+            ):
+                connection.execute(sa.text(
+                    "insert into sync_error (sync_run_id, source_system, entity, source_key, rules, error_message, "
+                    "raw_record) values (:run, 'x', :entity, :key, '[]', 'm', cast(:raw as jsonb))"),
+                    {"run": run, "entity": entity, "key": key, "raw": raw})
+    finally:
+        command.upgrade(config, "head")
+    with app_db.connect() as connection:
+        keys = dict(connection.execute(sa.text("select entity, source_key from sync_error")).all())
+    assert keys == {"product": [" 777"], "product_pricing": ["A|B", "X", "1250101"], "erp_product": [42],
+                    "erp_order": [7]}

@@ -47,6 +47,22 @@ def _instance(env: dict[str, str]) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"]))
 
 
+def test_a_table_over_its_rejected_share_loads_its_valid_rows_and_downstream_still_runs(
+    seed: Callable[..., SeedManifest], cli_env: dict[str, str], app_db: sa.Engine
+) -> None:
+    manifest = seed(products=60, bad_share=0.4)
+    synced = erp_sync(cli_env, "sync", "--entity", "product", "--entity", "product_stock")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "app/product: PARTIALLY_COMPLETED [full]" in synced.stdout
+    assert "app/product_stock: PARTIALLY_COMPLETED [full]" in synced.stdout  # downstream ran
+    assert "check app/product rejected_share_within_limit: FAILED (WARN)" in synced.stdout
+    assert "above the allowed 10.0%; every valid row was loaded" in synced.stdout
+    assert "check app/product reconciles_with_source: passed" in synced.stdout
+    with app_db.connect() as connection:
+        live = connection.execute(sa.text("select count(*) from product where deleted_at is null")).scalar_one()
+    assert live == manifest.rows["PRODUCTLIB.PRODUCTS"] - len(manifest.bad_keys("PRODUCTLIB.PRODUCTS"))
+
+
 def test_sync_status_errors_and_replay(
     seed: Callable[..., SeedManifest],
     cli_env: dict[str, str],
@@ -70,7 +86,7 @@ def test_sync_status_errors_and_replay(
 
     (blank,) = manifest.bad["PRODUCTLIB.PRODUCTS"]["blank_description"][:1]
     errors = erp_sync(cli_env, "errors", "--entity", "product")
-    assert errors.returncode == 0 and f"{blank[0]} (sync_run" in errors.stdout and "is blank" not in errors.stdout
+    assert errors.returncode == 0 and f"'{blank[0]}' (sync_run" in errors.stdout and "is blank" not in errors.stdout
     assert "not_blank" in errors.stdout
 
     as400_source_sql(f"""update "PRODUCTLIB"."PRODUCTS" set "ITEMDESC" = 'REPAIRED' where "ITEMNO" = '{blank[0]}'""")

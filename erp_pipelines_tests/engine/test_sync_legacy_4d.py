@@ -106,7 +106,7 @@ def test_child_whose_parent_is_missing_is_rejected_with_that_reason(
     (error,) = _rows(app_db, "select source_key, rules, error_message, raw_record from sync_error")
     assert error.source_key == [11]
     assert error.rules == ["missing_parent:erp_customer"]
-    assert "parent erp_customer (customer_legacy_id='77') is not live in the application database" in (
+    assert "parent erp_customer (customer_legacy_id=77) is not live in the application database" in (
         error.error_message)
     assert error.raw_record["CustomerID"] == 77
 

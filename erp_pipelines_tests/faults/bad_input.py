@@ -44,9 +44,12 @@ class PhaseReader:
         return self.connection.execute(sa.text(sql), params).scalar_one()
 
     def quarantine(self) -> Quarantine:
+        """Entries by entity and a label of their exact key: its values joined by '|' (the scenarios' keys
+        hold no '|'; the quarantine itself stores the values apart)."""
         entries: Quarantine = {}
         for row in self.connection.execute(sa.text("select * from sync_error order by id")):
-            entries.setdefault((row.entity, row.source_key), []).append(row)
+            label = "|".join(str(part) for part in row.source_key)
+            entries.setdefault((row.entity, label), []).append(row)
         return entries
 
     def count_live(self, kind: str, when: str, table: str, values: dict[str, Any]) -> None:

@@ -90,13 +90,19 @@ class Case:
 
     kind: str
     entity: str
-    key: str  # the record's name in the quarantine (raw key values, trimmed, joined by '|')
+    key: str  # the record's exact key values joined by '|' (a label for these cases: none holds a '|')
     plant: list[Write]
     rule: str | None  # the rule recorded (prefix); None: the record is not bad and must load verbatim
     reason: str  # part of the quarantine message, naming the column
     fix: list[Write]
     found: dict[str, Any]  # the record in the target table once loaded
     closed_by: str = "replay"
+    copies: int = 1  # records quarantined under this key (every copy of a duplicate key)
+    partners: int = 0  # other records the same fault quarantines (the product already holding a SKU)
+
+    @property
+    def quarantined(self) -> int:
+        return self.copies + self.partners
 
 
 def product_case(kind: str, item: str, rule: str | None, reason: str, bad: dict[str, Any],
@@ -132,8 +138,11 @@ CASES = [
                  "CHGTIM=-1 is not a valid CYYMMDD date with HHMMSS time", {"CHGTIM": -1}, OLD_STAMP),
     product_case("blank required text", "ZZ-BLANK", "description:not_blank", "description failed not_blank",
                  {"ITEMDESC": ""}, {"ITEMDESC": "FIXED"}),
-    product_case("duplicate SKU", "ZZ-DUPSKU", "duplicate_sku", "duplicate sku (sku='SKU-0000007919')",
-                 {"SKU": "SKU-0000007919"}, {"SKU": "SKU-ZZ-DUPSKU-2"}),
+    Case("duplicate SKU", "product", "ZZ-DUPSKU", [a_product("ZZ-DUPSKU", SKU="SKU-SHARED"),
+                                                  a_product("ZZ-DUPSKU2", SKU="SKU-SHARED")], "duplicate_sku",
+         "(sku='SKU-SHARED') would be held by more than one product: (item_number='ZZ-DUPSKU') (this read); "
+         "(item_number='ZZ-DUPSKU2') (this read)", [update(PRODUCTS, {"ITEMNO": "ZZ-DUPSKU"}, SKU="SKU-ZZ-DUPSKU-2")],
+         {"item_number": "ZZ-DUPSKU"}, partners=1),
     product_case("unknown status flag", "ZZ-FLAG", "is_active:decode", "ITEMSTS='X' is not a known flag value",
                  {"ITEMSTS": "X"}, {"ITEMSTS": "I"}),
     product_case("control characters", "ZZ-CTRL", "description:no_control_characters",
@@ -160,15 +169,15 @@ CASES = [
          [update(INVENTORY, {"ITEMNO": "ITM000000004", "WHSE": ""}, WHSE="Q03", **now_stamp())],
          {"item_number": "ITM000000004", "warehouse": "Q03"}),
     Case("orphan (parent missing)", "product_stock", "NOSUCHITEM|001", [a_stock("NOSUCHITEM", "001")],
-         "missing_parent:product", "parent product (item_number='NOSUCHITEM') is not in the application database",
+         "missing_parent:product", "parent product (item_number='NOSUCHITEM') is not live in the application database",
          [a_product("NOSUCHITEM", **now_stamp())], {"item_number": "NOSUCHITEM", "warehouse": "001"},
          closed_by="replay after the next run"),
-    Case("duplicate key within one batch", "product_stock", "ITM000000005|001",
+    Case("duplicate key in one read", "product_stock", "ITM000000005|001",
          [a_stock("ITM000000005", "001", ONHAND=777)], "duplicate_key",
-         "duplicate business key (item_number='ITM000000005', warehouse='001') already appears earlier in the batch",
+         "duplicate business key (item_number='ITM000000005', warehouse='001'): read 2 times in this read",
          [(f'delete from {_table(INVENTORY)} where "ITEMNO" = %(item)s and "WHSE" = %(whse)s',
            {"item": "ITM000000005", "whse": "001"}), a_stock("ITM000000005", "001", ONHAND=777)],
-         {"item_number": "ITM000000005", "warehouse": "001", "on_hand": 777}),
+         {"item_number": "ITM000000005", "warehouse": "001", "on_hand": 777}, copies=2),
     price_case("CYYMMDD 31 February", "ITM000000006", "expires_on:decode",
                "expires_on: EXPDAT=1230231 is not a valid CYYMMDD date", {"EXPDAT": 1230231}, {"EXPDAT": 0}),
     price_case("sentinel date 9999999", "ITM000000007", "expires_on:decode",
@@ -247,14 +256,16 @@ def test_no_run_fails_or_raises_on_bad_data(scenario: Scenario) -> None:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.entity)
 def test_every_good_row_loads(scenario: Scenario, spec: TableSpec) -> None:
-    assert_good_rows_loaded(scenario, spec, sum(case.entity == spec.entity for case in REJECTED))
+    assert_good_rows_loaded(scenario, spec, sum(case.quarantined for case in REJECTED if case.entity == spec.entity))
 
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda case: case.kind)
 def test_bad_record_is_quarantined_with_its_reason(scenario: Scenario, case: Case) -> None:
-    (entry,) = scenario.quarantined[(case.entity, case.key)]
-    assert_quarantined_with_reason(entry, case.rule or "", case.reason, get_spec(case.entity))
-    assert scenario.found[case.kind]["first run"] == 0 or case.rule == "duplicate_key"
+    entries = scenario.quarantined[(case.entity, case.key)]
+    assert len(entries) == case.copies
+    for entry in entries:
+        assert_quarantined_with_reason(entry, case.rule or "", case.reason, get_spec(case.entity))
+    assert scenario.found[case.kind]["first run"] == 0  # no copy of a duplicate is loaded either
 
 
 @pytest.mark.parametrize("case", LOADED, ids=lambda case: case.kind)
@@ -265,23 +276,25 @@ def test_odd_but_valid_record_loads_verbatim(scenario: Scenario, case: Case) -> 
 
 
 def test_a_rerun_quarantines_nothing_twice_and_closes_nothing_still_bad(scenario: Scenario) -> None:
-    assert_rerun_quarantined_nothing_twice(scenario, len(REJECTED))
+    assert_rerun_quarantined_nothing_twice(scenario, sum(case.quarantined for case in REJECTED))
 
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda case: case.kind)
 def test_fixed_record_loads_exactly_once_and_closes_its_entry(scenario: Scenario, case: Case) -> None:
     assert scenario.found[case.kind]["end"] == 1
-    (entry,) = scenario.closed[(case.entity, case.key)]  # never quarantined a second time
-    assert entry.resolved_at is not None
-    assert scenario.phase_of(entry.resolved_by_run_id) == case.closed_by
+    entries = scenario.closed[(case.entity, case.key)]
+    assert len(entries) == case.copies  # never quarantined a second time
+    for entry in entries:
+        assert entry.resolved_at is not None
+        assert scenario.phase_of(entry.resolved_by_run_id) == case.closed_by
 
 
 def test_replay_and_next_run_load_each_fixed_record_once(scenario: Scenario) -> None:
     replay = scenario.reports["replay"]
     waiting = {"product_stock": 1}  # the orphan waits for its parent, which only the next run reads
     for spec in SPECS:
-        fixed_in_place = sum(case.entity == spec.entity and case.closed_by == "replay" and case.key != ""
-                             and not case.key.endswith("|") for case in REJECTED)
+        fixed_in_place = sum(1 + case.partners for case in REJECTED if case.entity == spec.entity
+                             and case.closed_by == "replay" and case.key != "" and not case.key.endswith("|"))
         assert replay[spec.entity].processed == fixed_in_place + waiting.get(spec.entity, 0)
         assert replay[spec.entity].rejected == waiting.get(spec.entity, 0)
     assert scenario.reports["replay after the next run"]["product_stock"].created == 1
