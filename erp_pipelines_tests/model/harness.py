@@ -24,20 +24,24 @@ from erp_pipelines.migrations import alembic_config
 from erp_pipelines_tests.model.reference import Key, Outcome, TableModel, canonical_raw
 
 PROFILES = {
-    "fast": settings(max_examples=8, stateful_step_count=18),
-    "long": settings(max_examples=500, stateful_step_count=60),
+    "fast": settings(max_examples=20, stateful_step_count=25),
+    "long": settings(max_examples=800, stateful_step_count=60),
 }
 LONG_PROFILE_STEPS = 20_000
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def model_settings() -> settings:
-    """The selected profile; derandomized, no example database (nothing written into the checkout)."""
+def profile_name() -> str:
     name = os.environ.get("ERP_MODEL_PROFILE", "fast")
     if name not in PROFILES:
         raise ValueError(f"ERP_MODEL_PROFILE={name!r}: choose one of {', '.join(PROFILES)}")
+    return name
+
+
+def model_settings() -> settings:
+    """The selected profile; derandomized, no example database (nothing written into the checkout)."""
     return settings(
-        PROFILES[name],
+        PROFILES[profile_name()],
         derandomize=True,
         database=None,
         deadline=None,
@@ -57,9 +61,14 @@ class StepCounter:
     examples: int = 0
     started: float = field(default_factory=time.perf_counter)
 
+    def assert_enough_steps(self) -> None:
+        """The long profile promises at least 20,000 steps per source; fail rather than claim it silently."""
+        if profile_name() == "long":
+            assert self.steps >= LONG_PROFILE_STEPS, f"only {self.steps} steps in the long profile"
+
     def report(self) -> str:
         elapsed = time.perf_counter() - self.started
-        line = (f"model-based test {self.source} [{os.environ.get('ERP_MODEL_PROFILE', 'fast')}]: "
+        line = (f"model-based test {self.source} [{profile_name()}]: "
                 f"{self.examples} examples, {self.steps} steps ({self.runs} sync runs) in {elapsed:.1f} s = "
                 f"{self.steps / elapsed if elapsed else 0:.2f} steps/s")
         ARTIFACTS.mkdir(exist_ok=True)
@@ -115,6 +124,15 @@ def last_run(connection: sa.Connection, entity: str) -> sa.Row | None:
     return connection.execute(sa.text(
         "select id, mode, status, processed, created, updated, unchanged, deleted, rejected, error_message "
         "from sync_run where entity = :entity order by id desc limit 1"), {"entity": entity}).first()
+
+
+def terminate_run_session(engine: sa.Engine) -> None:
+    """The run's own application-database session dies mid-run (the one idle inside its transaction), as the
+    fault tests cut it with pg_terminate_backend; the harness's pooled sessions are idle outside one."""
+    with engine.connect() as connection:
+        connection.execute(sa.text(
+            "select pg_terminate_backend(pid) from pg_stat_activity where usename = current_user "
+            "and datname = current_database() and state = 'idle in transaction' and pid <> pg_backend_pid()"))
 
 
 def rebuild_app_database(url: str) -> None:

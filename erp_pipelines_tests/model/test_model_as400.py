@@ -28,13 +28,13 @@ from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines_tests.conftest import as400_test_resource, empty_app_database
 from erp_pipelines_tests.model.harness import (
-    LONG_PROFILE_STEPS,
     ModelChecks,
     StepCounter,
     TableView,
     constraints,
     model_settings,
     rebuild_app_database,
+    terminate_run_session,
 )
 from erp_pipelines_tests.model.reference import (
     Outcome,
@@ -49,6 +49,7 @@ pytestmark = pytest.mark.integration
 
 PRODUCT, STOCK = get_spec("product"), get_spec("product_stock")
 OVERLAP = dt.timedelta(seconds=300)  # contract 8: incremental reads start at watermark - 300 s
+Failure = tuple[str, int]  # which session dies (source or application), after which batch
 
 
 def _char(value: object) -> object:
@@ -377,18 +378,21 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
 
     MODES = st.sampled_from(["incremental", "full", "replay"])
 
-    @rule(product_mode=MODES, stock_mode=MODES,
-          failure=st.none() | st.tuples(st.sampled_from(["product", "product_stock"]), st.integers(1, 3)))
-    def run_both(self, product_mode: str, stock_mode: str, failure: tuple[str, int] | None) -> None:
-        """Product then stock, as Dagster orders them; optionally the source session killed after a batch."""
+    FAILURES = st.none() | st.tuples(st.sampled_from(["source", "application"]), st.integers(1, 3))
+
+    @rule(product_mode=MODES, stock_mode=MODES, failing=st.sampled_from(["product", "product_stock"]),
+          failure=FAILURES)
+    def run_both(self, product_mode: str, stock_mode: str, failing: str, failure: Failure | None) -> None:
+        """Product then stock, as Dagster orders them; optionally one of them loses its source session or its
+        application-database session after a batch."""
         self._step()
         for entity, mode in (("product", product_mode), ("product_stock", stock_mode)):
-            self._run(entity, mode, failure[1] if failure and failure[0] == entity else None)
+            self._run(entity, mode, failure if failing == entity else None)
 
-    @rule(mode=MODES, fail_after=st.none() | st.integers(1, 3))
-    def run_product(self, mode: str, fail_after: int | None) -> None:
+    @rule(mode=MODES, failure=FAILURES)
+    def run_product(self, mode: str, failure: Failure | None) -> None:
         self._step()
-        self._run("product", mode, fail_after)
+        self._run("product", mode, failure)
 
     @rule(mode=MODES)
     def run_stock(self, mode: str) -> None:
@@ -425,19 +429,23 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
         return mode, [record for record, row in zip(records, rows.values(), strict=True)
                       if row["CHGDAT"] > date or (row["CHGDAT"] == date and row["CHGTIM"] >= time)]
 
-    def _run(self, entity: str, mode: str, fail_after: int | None) -> None:
+    def _run(self, entity: str, mode: str, failure: Failure | None) -> None:
         spec = PRODUCT if entity == "product" else STOCK
         source = As400Source(replace(self.stand.settings, batch_rows=self.batch_rows))
         fired = []
 
         def kill(report: Any) -> None:
-            if fail_after is not None and report.batches == fail_after and not fired:
+            if failure is not None and report.batches == failure[1] and not fired:
                 fired.append(True)
-                self.stand.terminate_reader_sessions()
+                if failure[0] == "source":
+                    self.stand.terminate_reader_sessions()
+                else:
+                    terminate_run_session(self.engine)
 
         effective, read = self._read(entity, mode)
         self.stand.counter.runs += 1
-        described = f"{entity} {mode} run" + (f", source session killed after batch {fail_after}" if fail_after else "")
+        described = f"{entity} {mode} run" + (f", {failure[0]} session killed after batch {failure[1]}"
+                                              if failure else "")
         try:
             run_sync(spec, source, self.stand.engine, mode=mode, on_batch=kill)  # type: ignore[arg-type]
         except Exception as exc:
@@ -472,8 +480,6 @@ def test_as400_sync_agrees_with_the_reference_model(as400_stand: As400Stand) -> 
     """Invariant after every run: every source record read is live with its decoded values or open in the
     quarantine under its exact key; counts add up and match the model (contract 1-11)."""
     machine = type("As400ModelMachine", (As400Machine,), {"stand": as400_stand})
-    settings = model_settings()
-    run_state_machine_as_test(machine, settings=settings)
-    if settings.max_examples >= 100:
-        assert as400_stand.counter.steps >= LONG_PROFILE_STEPS, as400_stand.counter.report()
+    run_state_machine_as_test(machine, settings=model_settings())
+    as400_stand.counter.assert_enough_steps()
 

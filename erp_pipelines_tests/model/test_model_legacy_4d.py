@@ -34,13 +34,13 @@ from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 from erp_pipelines_tests.conftest import empty_app_database
 from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, start_emulator
 from erp_pipelines_tests.model.harness import (
-    LONG_PROFILE_STEPS,
     ModelChecks,
     StepCounter,
     TableView,
     constraints,
     model_settings,
     rebuild_app_database,
+    terminate_run_session,
 )
 from erp_pipelines_tests.model.reference import (
     Outcome,
@@ -333,18 +333,21 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
 
     MODES = st.sampled_from(["incremental", "full", "replay"])
 
-    @rule(mode=MODES, fail_after=st.none() | st.integers(1, 3))
-    def run_both(self, mode: str, fail_after: int | None) -> None:
-        """Categories then products, as Dagster orders them; optionally the server fails mid-read."""
+    FAILURES = st.none() | st.tuples(st.sampled_from(["server", "application"]), st.integers(1, 3))
+
+    @rule(mode=MODES, failure=FAILURES)
+    def run_both(self, mode: str, failure: tuple[str, int] | None) -> None:
+        """Categories then products, as Dagster orders them; optionally the products run loses the 4D server
+        or its application-database session after a batch."""
         self._step()
         self._run_categories(mode)
-        self._run_products(mode, fail_after)
+        self._run_products(mode, failure)
 
-    @rule(mode=MODES, fail_after=st.none() | st.integers(1, 3))
-    def run_products_only(self, mode: str, fail_after: int | None) -> None:
+    @rule(mode=MODES, failure=FAILURES)
+    def run_products_only(self, mode: str, failure: tuple[str, int] | None) -> None:
         """Products without refreshing the categories first: a new category is a missing parent."""
         self._step()
-        self._run_products(mode, fail_after)
+        self._run_products(mode, failure)
 
     def teardown(self) -> None:
         """Every example ends with an incremental and a full run of both, checked like any other."""
@@ -392,17 +395,20 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         gone = [(key,) for key in sorted(self.deleted) if key not in self.entities]
         return mode, [records[key] for key in sorted(self.changed) if key in records], gone
 
-    def _run_products(self, mode: str, fail_after: int | None) -> None:
+    def _run_products(self, mode: str, failure: tuple[str, int] | None) -> None:
         fired = []
 
         def fail(report: Any) -> None:
-            if fail_after is not None and report.batches == fail_after and not fired:
+            if failure is not None and report.batches == failure[1] and not fired:
                 fired.append(True)
-                self.stand.writer.fail_product_reads()
+                if failure[0] == "server":
+                    self.stand.writer.fail_product_reads()
+                else:
+                    terminate_run_session(self.engine)
 
         effective, read, gone = self._read(mode)
         self.stand.counter.runs += 1
-        described = f"erp_product {mode} run" + (f", server failing after batch {fail_after}" if fail_after else "")
+        described = f"erp_product {mode} run" + (f", {failure[0]} failing after batch {failure[1]}" if failure else "")
         source = self.stand.source(self.page_size, self.batch_rows)
         try:
             run_sync(PRODUCT, source, self.engine, mode=mode, on_batch=fail)  # type: ignore[arg-type]
@@ -441,7 +447,5 @@ def test_legacy_4d_sync_agrees_with_the_reference_model(four_d_stand: FourDStand
     """Invariant after every run: every entity read is live with its decoded values or open in the quarantine
     under its key; counts add up and match the model; categories follow the products (contract 1-11)."""
     machine = type("FourDModelMachine", (FourDMachine,), {"stand": four_d_stand})
-    settings = model_settings()
-    run_state_machine_as_test(machine, settings=settings)
-    if settings.max_examples >= 100:
-        assert four_d_stand.counter.steps >= LONG_PROFILE_STEPS, four_d_stand.counter.report()
+    run_state_machine_as_test(machine, settings=model_settings())
+    four_d_stand.counter.assert_enough_steps()
