@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, settings
 
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.migrations import alembic_config
+from erp_pipelines_tests.conftest import empty_app_database
 from erp_pipelines_tests.model.reference import Key, Outcome, TableModel, canonical_raw
 
 PROFILES = {
@@ -141,6 +142,16 @@ def rebuild_app_database(url: str) -> None:
         connection.exec_driver_sql("drop schema if exists public cascade")
         connection.exec_driver_sql("create schema public")
     command.upgrade(alembic_config(url), "head")
+
+
+def reset_app_database(url: str, expected_constraints: set[tuple[str, str]]) -> None:
+    """Every application table emptied for the next example; the schema rebuilt first if a run broke it (the
+    run that did was reported)."""
+    with app_engine(url).connect() as connection:
+        intact = constraints(connection) == expected_constraints
+    if not intact:
+        rebuild_app_database(url)
+    empty_app_database(url)
 
 
 def constraints(connection: sa.Connection) -> set[tuple[str, str]]:

@@ -33,7 +33,7 @@ from erp_pipelines_tests.model.harness import (
     TableView,
     constraints,
     model_settings,
-    rebuild_app_database,
+    reset_app_database,
     terminate_run_session,
 )
 from erp_pipelines_tests.model.reference import (
@@ -218,11 +218,7 @@ class As400Stand:
         """Empty stand-in and application tables; the schema rebuilt if a run broke it (reported by then)."""
         self.sql('truncate "PRODUCTLIB"."PRODUCTS", "PRODUCTLIB"."MEASUREMENTS", "PRODUCTLIB"."PRICING", '
                  '"INVENTORYLIB"."INVENTORY"')
-        with self.engine.connect() as connection:
-            intact = constraints(connection) == self.constraints
-        if not intact:
-            rebuild_app_database(self.app_url)
-        empty_app_database(self.app_url)
+        reset_app_database(self.app_url, self.constraints)
 
     def terminate_reader_sessions(self) -> None:
         """The source session dies mid-read (as the fault tests do: pg_terminate_backend of the reader)."""

@@ -39,7 +39,7 @@ from erp_pipelines_tests.model.harness import (
     TableView,
     constraints,
     model_settings,
-    rebuild_app_database,
+    reset_app_database,
     terminate_run_session,
 )
 from erp_pipelines_tests.model.reference import (
@@ -228,11 +228,7 @@ class FourDStand:
     def reset(self) -> None:
         """An empty 4D datastore and application database; the schema rebuilt if a run broke it."""
         self.store.truncate()
-        with self.engine.connect() as connection:
-            intact = constraints(connection) == self.constraints
-        if not intact:
-            rebuild_app_database(self.app_url)
-        empty_app_database(self.app_url)
+        reset_app_database(self.app_url, self.constraints)
 
     def source(self, page_size: int, batch_rows: int) -> Legacy4DSource:
         """The 4D source with small pages and batches; no retries, so an injected failure fails the read."""
