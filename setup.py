@@ -19,6 +19,8 @@ setup(
         "alembic==1.20.1",
         "pyodbc==5.5.0",
         "arrow-odbc==10.6.2",
+        # EBCDIC code pages Python lacks (cp277, cp278, cp280, cp284, cp285, cp297, cp871, cp1141-cp1149)
+        "ebcdic==2.0.1",
         "pgpq==0.12.0",
         "requests==2.34.2",
         "click>=8.1",

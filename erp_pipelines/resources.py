@@ -14,8 +14,9 @@ from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import DEFAULT_BATCH_ROWS, As400Settings
 from erp_pipelines.sources.as400.sql import parse_whitelist
 from erp_pipelines.sources.base import flag_setting, number_setting
-from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
-from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_OVERLAP_STAMPS, Legacy4DSource
+from erp_pipelines.sources.legacy_4d.client import DEFAULT_AUTHENTIFY_BODY, Legacy4DClient
+from erp_pipelines.sources.legacy_4d.session import SessionJar, default_session_file
 
 
 class As400Resource(dg.ConfigurableResource):
@@ -57,7 +58,9 @@ class As400Resource(dg.ConfigurableResource):
 
 
 class Legacy4DResource(dg.ConfigurableResource):
-    """The 4D ERP's REST server. Each sync holds one REST session, i.e. one 4D client license."""
+    """The 4D ERP's REST server, read in the deployment's one REST session (one 4D client license), reused by
+    every run, check and sensor tick. The session's cookie lives in `session_file` (a secret: mode 600); only
+    its path is configuration."""
 
     host: str = Field(description="LEGACY_API_HOST")
     port: int = Field(default=80, description="LEGACY_API_PORT")
@@ -68,6 +71,12 @@ class Legacy4DResource(dg.ConfigurableResource):
     timeout_seconds: float = Field(default=30.0, description="LEGACY_API_TIMEOUT")
     page_size: int = Field(default=1000, description="Entities per REST page (LEGACY_SYNC_BATCH_SIZE)")
     batch_rows: int = Field(default=10_000, description="Entities per validated and loaded batch")
+    auth_mode: str = Field(default="directory", description="LEGACY_API_AUTH: directory or authentify")
+    authentify_body: str = Field(default=DEFAULT_AUTHENTIFY_BODY,
+                                 description="LEGACY_API_AUTH_BODY: authentify() parameters, {username}/{password}")
+    session_file: str = Field(default="", description="LEGACY_API_SESSION_FILE: where the session cookie is kept")
+    overlap_stamps: int = Field(default=DEFAULT_OVERLAP_STAMPS,
+                                description="LEGACY_SYNC_OVERLAP_STAMPS: stamps re-read below the watermark")
 
     def client(self) -> Legacy4DClient:
         if self.scheme not in ("http", "https"):
@@ -81,10 +90,13 @@ class Legacy4DResource(dg.ConfigurableResource):
             verify=self.verify_tls,
             timeout=self.timeout_seconds,
             page_size=self.page_size,
+            auth_mode=self.auth_mode,
+            authentify_template=self.authentify_body,
+            jar=SessionJar(self.session_file or default_session_file(os.environ)),
         )
 
     def source(self) -> Legacy4DSource:
-        return Legacy4DSource(self.client, batch_rows=self.batch_rows)
+        return Legacy4DSource(self.client, batch_rows=self.batch_rows, overlap_stamps=self.overlap_stamps)
 
 
 class AppDatabaseResource(dg.ConfigurableResource):
@@ -133,6 +145,10 @@ def legacy_4d_resource(
         verify_tls=flag_setting(env, "LEGACY_API_VERIFY_TLS", True),
         timeout_seconds=number_setting(env, "LEGACY_API_TIMEOUT", "30", float),  # type: ignore[arg-type]
         page_size=number_setting(env, "LEGACY_SYNC_BATCH_SIZE", "1000"),  # type: ignore[arg-type]
+        auth_mode=(env.get("LEGACY_API_AUTH") or "directory").strip(),
+        authentify_body=env.get("LEGACY_API_AUTH_BODY") or DEFAULT_AUTHENTIFY_BODY,
+        session_file=str(default_session_file(env)),
+        overlap_stamps=number_setting(env, "LEGACY_SYNC_OVERLAP_STAMPS", str(DEFAULT_OVERLAP_STAMPS)),  # type: ignore[arg-type]
     )
 
 

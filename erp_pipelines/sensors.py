@@ -1,7 +1,8 @@
 """Sensors: change sensors per source system, and the freshness sensor that catches up and alerts.
 
-Each tick stays small: a change sensor reads one marker per table (an indexed newest-stamp row on the
-AS400, two one-entity requests per dataclass on 4D), never a table. Cursors advance only when a tick
+Each tick stays small: a change sensor reads one marker per table on the AS400 (an indexed newest-stamp
+row), and on 4D one one-entity request (the datastore's global stamp), with per-dataclass requests only when
+that stamp moved, all in the deployment's one 4D session; never a table. Cursors advance only when a tick
 succeeds, and every run request has a run key, so nothing is requested twice.
 """
 
@@ -25,10 +26,12 @@ log = logging.getLogger("erp_pipelines.freshness")
 
 
 def changed_entities(previous: dict[str, str], current: dict[str, str]) -> list[str]:
-    """Entities whose marker moved; on the first tick (no cursor) nothing is requested, only recorded."""
+    """Entities whose marker moved; on the first tick (no cursor) nothing is requested, only recorded. Keys
+    starting with "__" are the source's own bookkeeping (4D: the datastore stamp seen last), not entities."""
     if not previous:
         return []
-    return [entity for entity, marker in current.items() if previous.get(entity) != marker]
+    return [entity for entity, marker in current.items()
+            if not entity.startswith("__") and previous.get(entity) != marker]
 
 
 def build_change_sensor(source_system: str) -> dg.SensorDefinition:
@@ -44,7 +47,9 @@ def build_change_sensor(source_system: str) -> dg.SensorDefinition:
     )
     def _change_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         previous = json.loads(context.cursor) if context.cursor else {}
-        current = getattr(context.resources, source_system).source().change_markers(specs)
+        source = getattr(context.resources, source_system).source()
+        since = getattr(source, "change_markers_since", None)  # 4D: one request per tick unless something moved
+        current = since(specs, previous) if since else source.change_markers(specs)
         changed = changed_entities(previous, current)
         requests = [
             dg.RunRequest(

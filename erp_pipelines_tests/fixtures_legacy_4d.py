@@ -52,6 +52,14 @@ class RawRest:
         return requests.get(f"{self.base_url}/_emulator/stats", timeout=10).json()
 
 
+@pytest.fixture(autouse=True)
+def legacy4d_session_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where this test's "deployment" keeps its 4D session (LEGACY_API_SESSION_FILE): never the operator's."""
+    path = str(tmp_path_factory.mktemp("legacy_4d_session") / "session.json")
+    monkeypatch.setenv("LEGACY_API_SESSION_FILE", path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def legacy4d_store_url() -> str:
     url = os.environ.get("TEST_LEGACY4D_STORE_URL") or os.environ.get("LEGACY4D_STORE_URL")
@@ -82,9 +90,14 @@ def legacy4d_seeded(legacy4d_store: LegacyStore) -> dict:
 
 
 def start_emulator(store_url: str, **overrides: Any) -> EmulatorServer:
-    """An emulator on a free port, login required unless ``username=None`` (for fixtures of any scope)."""
+    """An emulator on a free port, login required unless ``username=None`` (for fixtures of any scope).
+
+    Strict where 4D's documentation is: plain attributes in ``$attributes`` are refused (the documented form is
+    the path form), on top of the emulator's faithful defaults (sessions held until their timeout whatever
+    logout does, guest sessions for cookie-less requests, ``__DeletedRecords`` with its documented attributes).
+    """
     options: dict[str, Any] = {"licenses": 3, "app_name": APP_NAME, "username": USERNAME, "password": PASSWORD,
-                               "ensure_schema": False}
+                               "ensure_schema": False, "plain_attributes_param": False}
     options.update(overrides)
     return EmulatorServer(store_url, port=0, **options).start()
 

@@ -84,7 +84,7 @@ def test_4d_change_sensor_follows_updates_and_deletions(
         products = _tick(legacy_4d_change_sensor, instance, deleted.cursor, legacy_4d=resource)
         assert sorted(r.tags["erp/entity"] for r in products.run_requests) == ["erp_category", "erp_product"]
     stats = requests.get(f"{legacy4d_server.base_url}/_emulator/stats", timeout=10).json()
-    assert stats["sessions_open"] == 0
+    assert stats["sessions_opened"] == 1 and stats["licenses_in_use"] == 1  # every tick in the one session
 
 
 def test_freshness_sensor_catches_up_overdue_tables_once_and_records_alerts(app_url: str, app_db: sa.Engine) -> None:

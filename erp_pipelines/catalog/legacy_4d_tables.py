@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from erp_pipelines.catalog.spec import ChangeTracking, Column, ForeignKey, TableSpec
 from erp_pipelines.engine.decoders import (
     Boolean,
     Decimal,
+    Decoded,
     FourDDate,
     FourDTime,
     Integer,
@@ -25,7 +30,27 @@ from erp_pipelines.schemas.legacy_4d import (
     ErpProductModel,
 )
 
+# 4D's change marker is a stamp, not a time: the overlap re-read is counted in stamps by the 4D adapter
+# (LEGACY_SYNC_OVERLAP_STAMPS), so no overlap in seconds applies here.
 GLOBAL_STAMP = ChangeTracking(columns=("__GlobalStamp",), overlap_seconds=0)
+
+
+class CategoryName(TrimmedText):
+    """A 4D category as both `erp_category.name` and `erp_product.category` read it (one decoder for both, so
+    a product's category always names a category row): trailing spaces dropped; empty or all-whitespace text
+    (NBSP included) is no category. Case and accents are kept exactly as 4D stores them ("Tools" and "tools"
+    are two categories), which is how the application's foreign key compares them."""
+
+    def __init__(self) -> None:
+        super().__init__(blank_as_null=True)
+
+    def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        trimmed = super().__call__(columns).values
+        blank = pc.fill_null(pc.utf8_is_space(trimmed), False)
+        return Decoded(pc.if_else(blank, pa.scalar(None, pa.string()), trimmed))
+
+
+CATEGORY = CategoryName()
 
 
 def _legacy_id(attribute: str) -> Column:
@@ -46,12 +71,13 @@ ERP_CATEGORY = TableSpec(
     target_table="erp_category",
     business_key=("name",),
     columns=(
-        Column.of("name", "Category", Text(), sa.Text(), nullable=False),
+        Column.of("name", "Category", CATEGORY, sa.Text(), nullable=False),
         Column.of("description", "Category", Template("Imported from legacy: {}"), sa.Text()),
     ),
     model=ErpCategoryModel,
     cadence="daily",
-    description="Product categories, created from the distinct Category values of 4D Products (get-or-create).",
+    description="Product categories, created from the distinct Category values of 4D Products (get-or-create: "
+                "never deleted by a sync), decoded exactly as erp_product.category is.",
     distinct_values_of="Category",
 )
 
@@ -66,7 +92,7 @@ ERP_PRODUCT = TableSpec(
         Column.of("name", "ProductName", Text(), sa.Text(), nullable=False),
         Column.of("description", "Description", Text(), sa.Text()),
         Column.of("sku", "SKU", Text(), sa.Text(), nullable=False),
-        Column.of("category", "Category", TrimmedText(blank_as_null=True), sa.Text()),
+        Column.of("category", "Category", CATEGORY, sa.Text()),
         Column.of("list_price", "Price", Decimal(14, 4), sa.Numeric(14, 4), nullable=False),
         Column.of("cost_price", "Cost", Decimal(14, 4), sa.Numeric(14, 4)),
         Column.of("tax_rate", "TaxRate", Decimal(7, 4), sa.Numeric(7, 4)),

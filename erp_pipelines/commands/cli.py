@@ -176,18 +176,25 @@ def _probe(source: str) -> str:
 
     if source == "as400":
         adapter = as400_resource(secrets_from_env_var=False).source()
-        adapter.test_connection()
-        readable = [spec.entity for spec in CATALOG if spec.source_system == "as400" and adapter.count_rows(spec) >= 0]
-        return f"{adapter.settings.describe()}; readable: {', '.join(readable)}"
+        specs = [spec for spec in CATALOG if spec.source_system == "as400"]
+        report = adapter.connection_report(specs)
+        readable = [spec.entity for spec in specs if adapter.count_rows(spec) >= 0]
+        return "\n  ".join([f"{adapter.settings.describe()}; readable: {', '.join(readable)}", *report])
     resource = legacy_4d_resource(secrets_from_env_var=False)
-    exposed = resource.source().test_connection()
-    return f"{resource.scheme}://{resource.host}:{resource.port} as {resource.username}; dataclasses: {exposed}"
+    source = resource.source()
+    source.retry_refused_login = True  # an operator asking: try credentials the server refused before, once
+    found = source.test_connection([spec for spec in CATALOG if spec.source_system == "legacy_4d"])
+    return f"{resource.scheme}://{resource.host}:{resource.port} as {resource.username}; {found}"
 
 
 @main.command(name="test-connection")
 @click.option("--source", type=click.Choice([*SOURCES, "all"]), default="all", show_default=True)
 def test_connection(source: str) -> None:
-    """Open a session to each source and say plainly whether it worked (no secrets printed)."""
+    """Open a session to each source and say plainly whether it worked (no secrets printed).
+
+    For the AS400 it also prints what a DBA checks before the first sync: driver and server versions, the
+    isolation, how text is read, TLS, and per whitelisted file its members, CCSIDs, journal and whether the
+    change sensor's stamp query can use an index."""
     failed = False
     for name in SOURCES if source == "all" else [source]:
         try:

@@ -7,14 +7,33 @@ rejected row, the rest of the batch goes on.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import decimal
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import ebcdic  # noqa: F401  (registers the EBCDIC code pages Python lacks: cp277, cp278, cp1141 ... cp1149)
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+# The one rule for control characters in text, for every text column and every decoder: C0 controls other
+# than tab, line feed and carriage return, DEL, and the C1 controls U+0080-U+009F (NEL, the EBCDIC NL, is
+# U+0085). They break exports and terminals, NUL cannot even be stored, and C1 codes in text are the mark of
+# bytes decoded with the wrong code page.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_CONTROL = re.compile(CONTROL_CHARACTERS)
+
+# A binary value where a number or text was expected. The AS400 adapter hands over the stored bytes (read
+# with HEX) of a field the driver could not deliver (SQL0802, invalid packed/zoned decimal data), so the row
+# is quarantined showing them; a FOR BIT DATA column read with a text decoder lands here too.
+UNDELIVERABLE = (
+    "could not be delivered by the driver (SQL0802 data mapping error: the stored bytes, shown in hex, are no "
+    "valid packed or zoned decimal)"
+)
+BINARY_NOT_TEXT = "is binary (FOR BIT DATA, CCSID 65535), not text: the spec must read it with EbcdicText"
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,26 @@ class Decoder:
 
 def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _is_binary(column: pa.Array | pa.ChunkedArray) -> bool:
+    kind = column.type
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+
+
+def _all_rejected(columns: Sequence[pa.Array], arrow_type: pa.DataType, reason: str) -> Decoded:
+    """Every row holding a value is rejected with `reason`; the values become NULL."""
+    present = np.zeros(len(columns[0]), dtype=bool)
+    for column in columns:
+        present |= _as_array(column).is_valid().to_numpy(zero_copy_only=False)
+    return Decoded(pa.nulls(len(present), arrow_type), present if present.any() else None, reason)
+
+
+def _undeliverable(decoder: Decoder, columns: Sequence[pa.Array]) -> Decoded | None:
+    """Binary where a number is expected: bytes the driver could not deliver as a number (see UNDELIVERABLE)."""
+    if any(_is_binary(column) for column in columns):
+        return _all_rejected(columns, decoder.arrow_type, UNDELIVERABLE)
+    return None
 
 
 def _to_int64(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +131,8 @@ class TrimmedText(Decoder):
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
         column = _as_array(columns[0])
+        if _is_binary(column):
+            return _all_rejected([column], self.arrow_type, BINARY_NOT_TEXT)
         if not pa.types.is_string(column.type):
             column = pc.cast(column, pa.string())
         trimmed = pc.utf8_rtrim(column, characters=" ")
@@ -100,22 +141,42 @@ class TrimmedText(Decoder):
         return Decoded(trimmed)
 
 
+# EBCDIC CCSIDs of IBM i systems (the system value QCCSID, or a file's CCSID): 37 US/Canada, 273 Germany/
+# Austria, 277 Denmark/Norway, 278 Finland/Sweden, 280 Italy, 284 Spain, 285 UK, 297 France, 500
+# International, 871 Iceland, 1140-1149 the same ten with the euro sign (IBM "CCSID values", globalization).
+EBCDIC_CCSIDS = (37, 273, 277, 278, 280, 284, 285, 297, 500, 871, *range(1140, 1150))
+
+
 class EbcdicText(Decoder):
     """CHAR ... FOR BIT DATA (CCSID 65535): the driver hands over the EBCDIC bytes untranslated.
 
-    Decoded with code page 037 as a byte lookup (vectorised, no per-row Python), trailing blanks dropped as
-    for any CHAR. A byte that is a control character in CCSID 37 (packed numbers, binary data, x'00' fill)
-    means the column does not hold text in that row: rejected, not guessed. A driver that already
-    translates (IBM i `TRANSLATE=1`) delivers text, which passes through as blank-padded CHAR.
+    With TRANSLATE=0 IBM i returns CCSID 65535 character data as binary (IBM Support "CCSID 65535 data not
+    converted", the .NET and JDBC analogues); CHAR(n) FOR BIT DATA arrives as fixed-size binary and VARCHAR
+    FOR BIT DATA as variable-size binary (arrow-odbc schema.rs: SQL_BINARY → FixedSizeBinary(n),
+    SQL_VARBINARY → Binary). The bytes are decoded with the code page of the configured CCSID as a byte
+    lookup (vectorised, no per-row Python), trailing blanks dropped as for any CHAR. A byte that decodes to a
+    control character (CONTROL_CHARACTERS: packed numbers, binary data, x'00' fill) means the column does not
+    hold text in that row: rejected, not guessed. A driver that already translates delivers text, which
+    passes through as blank-padded CHAR.
     """
 
     arrow_type = pa.string()
-    reason = "is not EBCDIC text (CCSID 37)"
-    _LATIN1 = np.frombuffer(bytes(range(256)).decode("cp037").encode("latin-1"), dtype=np.uint8)
-    _CONTROL = (_LATIN1 < 0x20) | ((_LATIN1 >= 0x7F) & (_LATIN1 <= 0x9F))
 
-    def __init__(self, blank_as_null: bool = False) -> None:
+    def __init__(self, blank_as_null: bool = False, ccsid: int = 37) -> None:
+        if ccsid not in EBCDIC_CCSIDS:
+            raise ValueError(f"EbcdicText: CCSID {ccsid} is not an EBCDIC CCSID this decoder knows ({EBCDIC_CCSIDS})")
         self.blank_as_null = blank_as_null
+        self.ccsid = ccsid
+        self.reason = f"is not EBCDIC text (CCSID {ccsid})"
+        characters = bytes(range(256)).decode(codecs.lookup(f"cp{ccsid:03d}").name)
+        encoded = [character.encode("utf-8") for character in characters]
+        self._lengths = np.array([len(code) for code in encoded], dtype=np.int64)
+        self._starts = np.concatenate(([0], np.cumsum(self._lengths)[:-1]))
+        self._utf8_bytes = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        self._control = np.array([bool(_CONTROL.fullmatch(character)) for character in characters])
+
+    def __repr__(self) -> str:
+        return f"EbcdicText(ccsid={self.ccsid})"
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
         column = _as_array(columns[0])
@@ -126,28 +187,25 @@ class EbcdicText(Decoder):
         data = column.buffers()[2]
         raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data else np.zeros(0, np.uint8)
         offsets = offsets - offsets[0]
-        latin = self._LATIN1[raw]
-        controls = np.concatenate(([0], np.cumsum(self._CONTROL[raw])))
+        controls = np.concatenate(([0], np.cumsum(self._control[raw])))
         valid = column.is_valid().to_numpy(zero_copy_only=False)
         invalid = (controls[offsets[1:]] > controls[offsets[:-1]]) & valid
-        text = pc.utf8_rtrim(self._utf8(latin, offsets), characters=" ")
+        text = pc.utf8_rtrim(self._utf8(raw, offsets), characters=" ")
         keep = pa.array(valid & ~invalid)
         if self.blank_as_null:
             keep = pc.and_(keep, pc.not_equal(text, ""))
         values = pc.if_else(keep, text, pa.scalar(None, pa.string()))
         return Decoded(values, invalid if invalid.any() else None, self.reason)
 
-    @staticmethod
-    def _utf8(latin: np.ndarray, offsets: np.ndarray) -> pa.Array:
-        """Latin-1 code units → UTF-8: below 0x80 one byte, above two (0xC0|cp>>6, 0x80|cp&0x3F)."""
-        wide = latin >= 0x80
-        ends = np.concatenate(([0], np.cumsum(1 + wide)))
+    def _utf8(self, raw: np.ndarray, offsets: np.ndarray) -> pa.Array:
+        """EBCDIC bytes → UTF-8: each byte becomes its character's 1 to 3 UTF-8 bytes, gathered by position."""
+        lengths = self._lengths[raw]
+        ends = np.concatenate(([0], np.cumsum(lengths)))
         out = np.empty(ends[-1], dtype=np.uint8)
-        starts = ends[:-1]
-        out[starts] = np.where(wide, 0xC0 | (latin >> 6), latin)
-        out[starts[wide] + 1] = 0x80 | (latin[wide] & 0x3F)
-        utf8_offsets = ends[offsets].astype(np.int32)
-        buffers = [None, pa.py_buffer(utf8_offsets), pa.py_buffer(out)]
+        for position in range(int(self._lengths.max())):
+            has = lengths > position
+            out[ends[:-1][has] + position] = self._utf8_bytes[self._starts[raw[has]] + position]
+        buffers = [None, pa.py_buffer(ends[offsets].astype(np.int32)), pa.py_buffer(out)]
         return pa.Array.from_buffers(pa.string(), len(offsets) - 1, buffers)
 
 
@@ -181,6 +239,8 @@ class CyymmddDate(Decoder):
     reason = "is not a valid CYYMMDD date"
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        if (undeliverable := _undeliverable(self, columns)) is not None:
+            return undeliverable
         numbers, nulls = _to_int64(columns[0])
         century, rest = numbers // 1_000_000, numbers % 1_000_000
         dates, valid = _dates_from_parts(1900 + century * 100 + rest // 10_000, rest // 100 % 100, rest % 100)
@@ -204,6 +264,8 @@ class HhmmssTime(Decoder):
     reason = "is not a valid HHMMSS time"
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        if (undeliverable := _undeliverable(self, columns)) is not None:
+            return undeliverable
         numbers, nulls = _to_int64(columns[0])
         seconds, valid = _seconds_of_day(numbers)
         invalid = ~valid & ~nulls
@@ -218,6 +280,8 @@ class CyymmddHhmmssTimestamp(Decoder):
     reason = "is not a valid CYYMMDD date with HHMMSS time"
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        if (undeliverable := _undeliverable(self, columns)) is not None:
+            return undeliverable
         date = CyymmddDate()([columns[0]])
         numbers, time_nulls = _to_int64(columns[1])
         seconds, time_valid = _seconds_of_day(numbers)
@@ -241,6 +305,8 @@ class Flag(Decoder):
         self.false_values = pa.array(list(false_values))
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        if _is_binary(columns[0]):
+            return _all_rejected(columns, self.arrow_type, BINARY_NOT_TEXT)
         column = pc.utf8_trim(_as_array(columns[0]), characters=" ")
         is_true = pc.is_in(column, value_set=self.true_values)
         known = pc.or_(is_true, pc.is_in(column, value_set=self.false_values))
@@ -276,6 +342,8 @@ class Decimal(Decoder):
         return f"Decimal({self.precision}, {self.scale})"
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        if (undeliverable := _undeliverable(self, columns)) is not None:
+            return undeliverable
         column = _as_array(columns[0])
         try:
             if pa.types.is_floating(column.type):
@@ -312,6 +380,8 @@ class Integer(Decoder):
     reason = "is not a whole number"
 
     def __call__(self, columns: Sequence[pa.Array]) -> Decoded:
+        if (undeliverable := _undeliverable(self, columns)) is not None:
+            return undeliverable
         column = _as_array(columns[0])
         try:
             return Decoded(pc.cast(column, pa.int64()))

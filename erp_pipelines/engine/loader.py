@@ -34,6 +34,7 @@ from erp_pipelines.catalog.spec import ForeignKey, TableSpec
 POSITION = "_pos"
 VALID = "_valid"
 MAX_UNIQUE_ROUNDS = 50
+WORK_MEM = "64MB"
 
 
 def quote(name: str) -> str:
@@ -121,6 +122,9 @@ class RunStage:
     def prepare(self) -> None:
         """Creates the temporary tables; an empty target makes this run an initial load."""
         target = quote(self.table.name)
+        # The run-level rules aggregate and join the whole read: with PostgreSQL's default 4 MB they spill to
+        # disk in batches. For this transaction only ("SET LOCAL", PostgreSQL manual, Resource Consumption).
+        self._execute(f"set local work_mem = '{WORK_MEM}'")
         for name in (self.stage, self.rejects, self.deletions):
             self._execute(f"drop table if exists {quote(name)}")
         self._execute(
@@ -171,13 +175,22 @@ class RunStage:
                 f"where r.{POSITION} = {alias}.{POSITION})")
 
     def _reject_duplicate_keys(self) -> None:
+        """Every copy of a key read more than once; the keys are found first (usually none), then their rows."""
         stage, key = quote(self.stage), _columns(self.key)
+        repeated = self._execute(f"select {key} from {stage} group by {key} having count(*) > 1").fetchall()
+        if not repeated:
+            return
+        self._execute(f"drop table if exists {quote(self.stage + '_repeated')}")
+        self._execute(f"create temporary table {quote(self.stage + '_repeated')} as "
+                      f"select {key} from {stage} group by {key} having count(*) > 1")
         self._reject(
             f"select s.{POSITION}, 'duplicate_key', 'duplicate business key ' || d.shown || ': read ' || d.copies "
             f"|| ' times in this read (records ' || d.positions || ' of the read); no copy is loaded' "
-            f"from {stage} s join (select {key}, count(*) as copies, {self._shown(self.key, 'g')} as shown, "
-            f"string_agg(({POSITION} + 1)::text, ', ' order by {POSITION}) as positions "
-            f"from {stage} g group by {key} having count(*) > 1) d using ({key})"
+            f"from {stage} s join (select {_columns(self.key, 'g.')}, count(*) as copies, "
+            f"{self._shown(self.key, 'g')} as shown, "
+            f"string_agg((g.{POSITION} + 1)::text, ', ' order by g.{POSITION}) as positions "
+            f"from {stage} g join {quote(self.stage + '_repeated')} k using ({key}) group by {_columns(self.key, 'g.')}"
+            f") d using ({key})"
         )
 
     def _no_live_parent(self, fk: ForeignKey, alias: str) -> str:
@@ -319,6 +332,11 @@ class RunStage:
                     if self.values else "")
             changed += (f" and not exists (select 1 from {target} t where {_equal(self.key, 't', 's')} "
                         f"and t.deleted_at is null{same})")
+        if self.initial_load:  # nothing to conflict with: the target was empty and duplicates are rejected
+            inserted = self._execute(
+                f"insert into {target} ({names}, synced_at, deleted_at, sync_run_id) "
+                f"select {names}, now(), null, %(run)s from ({changed}) s", {"run": self.sync_run_id}).rowcount
+            return int(inserted), 0
         updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in self.values)
         row = self._execute(
             f"with changed as (insert into {target} ({names}, synced_at, deleted_at, sync_run_id) "

@@ -7,6 +7,7 @@ the source's keys and two anti-joins in the application database.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -36,6 +37,17 @@ class Reconciliation:
         return self.unaccounted == 0 and self.live_not_in_source == 0
 
 
+def keys_only(spec: TableSpec) -> TableSpec:
+    """The spec reduced to its business key: a read of the key columns alone (the others are known, not
+    drift), which is all reconciliation needs."""
+    key_columns = tuple(spec.column(name) for name in spec.business_key)
+    read = {name for column in key_columns for name in column.source}
+    return dataclasses.replace(
+        spec, columns=key_columns, change_tracking=None, extra_source_columns=(),
+        ignored_source_columns=tuple(n for n in [*spec.source_columns, *spec.ignored_source_columns] if n not in read),
+    )
+
+
 def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reconciliation:
     table = TARGET_TABLES[spec.entity]
     key = list(spec.business_key)
@@ -48,7 +60,7 @@ def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reco
             f"create temporary table {quote(keys_table)} as select {names}, ''::text as exact "
             f"from {quote(table.name)} with no data"
         )
-        with source.extract(spec, None) as extraction:
+        with source.extract(keys_only(spec), None) as extraction:
             for raw in extraction.batches():
                 decoded = [spec.column(c).decoder([raw.column(n) for n in spec.column(c).source]).values for c in key]
                 exact = [json.dumps(list(k), ensure_ascii=False, default=str) for k in source.record_keys(spec, raw)]

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import TARGET_TABLES
+from erp_pipelines.app_db.tables import TARGET_TABLES, sync_alert, sync_run
 from erp_pipelines.catalog.spec import TableSpec
 from erp_pipelines.engine.audit import Audit, raw_records, shown_key
 from erp_pipelines.engine.loader import RunStage
@@ -70,6 +70,7 @@ class SyncReport:
     open_quarantined: int = 0
     table_rejected_share: float = 0.0
     notes: dict[str, Any] = field(default_factory=dict)
+    forced_full_reason: str | None = None
     error_message: str | None = None
     rejected_sample: list[dict[str, str]] = field(default_factory=list)
 
@@ -177,6 +178,8 @@ class SyncRun:
         return self.report.mode == "replay"
 
     def execute(self) -> None:
+        if self.report.mode == "incremental":
+            self.force_full_if_needed()
         self.stage.prepare()
         self.open_keys = set(self.audit.open_error_keys())
         if self.replay:
@@ -196,6 +199,22 @@ class SyncRun:
         self.account()
         if self.report.watermark_after is not None and not self.replay:
             self.audit.save_watermark(self.run_id, self.report.watermark_after)
+
+    def force_full_if_needed(self) -> None:
+        """A source that can tell its stored watermark no longer means anything (4D: the global stamp went below
+        it after a restored data file) turns this incremental run into a full one: the run says why
+        (`sync_run.mode`, `error_message`) and a `sync_alert` is raised, committed before any work."""
+        reason = self.source.full_sync_reason(self.spec, self.report.watermark_before)
+        if not reason:
+            return
+        self.report.mode = "full"
+        self.report.forced_full_reason = f"full sync forced: {reason}"
+        self.connection.execute(sa.update(sync_run).where(sync_run.c.id == self.run_id)
+                                .values(mode="full", error_message=self.report.forced_full_reason))
+        self.connection.execute(sa.insert(sync_alert).values(
+            kind="full_sync_forced", entity=self.spec.entity, message=reason, run_key=f"sync_run:{self.run_id}"))
+        self.connection.commit()
+        _log(self.spec).warning("%s: %s", self.spec.entity, self.report.forced_full_reason)
 
     def _extraction(self) -> contextlib.AbstractContextManager[Extraction]:
         if self.replay:
@@ -291,8 +310,9 @@ class SyncRun:
             f'select count(*) from "{self.spec.target_table}" where deleted_at is null').scalar_one()
         report.open_quarantined, report.table_rejected_share = self.audit.open_records_share(int(live))
         report.status = "PARTIALLY_COMPLETED" if report.rejected or report.open_quarantined else "COMPLETED"
-        if report.rejected_share_exceeded:
-            report.error_message = report.rejected_share_message()
+        messages = [report.forced_full_reason, report.rejected_share_message() if report.rejected_share_exceeded
+                    else None]
+        report.error_message = "; ".join(m for m in messages if m) or None
         self.audit.finish(self.run_id, report.status, report.counts(), watermark_after=report.watermark_after,
                           error_message=report.error_message)
         self.connection.commit()

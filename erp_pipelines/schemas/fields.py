@@ -9,6 +9,8 @@ import pandera.pandas as pa_pandas
 import pyarrow as pa
 from pandera.extensions import register_check_method
 
+from erp_pipelines.engine.decoders import CONTROL_CHARACTERS
+
 TEXT = pd.ArrowDtype(pa.string())
 DATE = pd.ArrowDtype(pa.date32())
 TIME = pd.ArrowDtype(pa.time64("us"))
@@ -16,8 +18,6 @@ TIMESTAMP = pd.ArrowDtype(pa.timestamp("us"))
 BOOL = pd.ArrowDtype(pa.bool_())
 INT = pd.ArrowDtype(pa.int64())
 
-# C0 control characters other than tab, line feed and carriage return; NUL cannot even be stored.
-_CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 
 
 def decimal(precision: int, scale: int) -> pd.ArrowDtype:
@@ -26,10 +26,10 @@ def decimal(precision: int, scale: int) -> pd.ArrowDtype:
 
 @register_check_method(statistics=["flag"])
 def no_control_characters(series: pd.Series, *, flag: bool) -> pd.Series:
-    """Text must not carry control characters (they break exports and cannot all be stored)."""
+    """Text must not carry control characters: C0 (but tab, LF, CR), DEL and C1 (decoders.CONTROL_CHARACTERS)."""
     if not flag:
         return series.notna() | True
-    return ~series.str.contains(_CONTROL_CHARACTERS, regex=True).fillna(False).astype(bool)
+    return ~series.str.contains(CONTROL_CHARACTERS, regex=True).fillna(False).astype(bool)
 
 
 @register_check_method(statistics=["flag"])

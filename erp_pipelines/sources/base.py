@@ -175,6 +175,10 @@ class SourceAdapter(Protocol):
         """The exact key of each raw row (`spec.source_key_columns`), compared the way this source compares."""
         ...
 
+    def full_sync_reason(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        """Why an incremental run must read everything instead (the stored watermark lost its meaning), or None."""
+        ...
+
     def count_rows(self, spec: TableSpec) -> int:
         """Rows in the source table now (for reconciliation)."""
         ...

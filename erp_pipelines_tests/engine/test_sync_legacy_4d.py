@@ -21,9 +21,16 @@ PRODUCT_REJECT_KINDS = ("blank_name", "blank_sku", "duplicate_sku", "negative_pr
                         "control_chars", "oversized_text")
 
 
+@pytest.fixture(params=["directory", "authentify"])
+def legacy4d_server(request: pytest.FixtureRequest, make_legacy4d_server) -> EmulatorServer:
+    """Every test here runs against a default-mode server (directory login) and a force-login one."""
+    return make_legacy4d_server(force_login=request.param == "authentify")
+
+
 def _resource(server: EmulatorServer, **overrides: object) -> Legacy4DResource:
-    return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD,
-                            page_size=100, batch_rows=250, **overrides)
+    mode = "authentify" if server.config.force_login else "directory"
+    options: dict = {"page_size": 100, "batch_rows": 250, "auth_mode": mode} | overrides
+    return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD, **options)
 
 
 def _sync_all(resource: Legacy4DResource, app_db: sa.Engine, mode: str = "incremental") -> dict[str, SyncReport]:
@@ -65,7 +72,7 @@ def test_all_tables_load_with_bad_records_quarantined(
 def test_incremental_reads_changes_and_deletions_by_global_stamp(
     legacy4d_seeded: dict, legacy4d_server: EmulatorServer, legacy4d_store: LegacyStore, app_db: sa.Engine
 ) -> None:
-    resource = _resource(legacy4d_server)
+    resource = _resource(legacy4d_server, overlap_stamps=0)  # exact counts; the overlap has its own test
     _sync_all(resource, app_db)
     product = _rows(app_db, "select legacy_id, list_price from erp_product order by legacy_id limit 1")[0]
     legacy4d_store.update("Products", product.legacy_id, {"Price": 1234.5})
@@ -111,11 +118,87 @@ def test_child_whose_parent_is_missing_is_rejected_with_that_reason(
     assert error.raw_record["CustomerID"] == 77
 
 
-def test_a_sync_holds_one_license_and_releases_it(
+def test_every_sync_of_a_deployment_runs_in_its_one_session(
     legacy4d_seeded: dict, make_legacy4d_server, app_db: sa.Engine
 ) -> None:
+    """Logging out frees nothing on 4D v18-v21, so the deployment keeps its one session (and its one license)
+    for every sync, incremental or full, instead of leaving one behind per sync."""
     server = make_legacy4d_server(licenses=1)
+    _sync_all(_resource(server), app_db, mode="full")
     _sync_all(_resource(server), app_db)
     stats = requests.get(f"{server.base_url}/_emulator/stats", timeout=10).json()
-    assert stats["max_concurrent_sessions"] == 1
-    assert stats["sessions_open"] == 0
+    assert stats["sessions_opened"] == 1
+    assert stats["max_concurrent_sessions"] == stats["licenses_in_use"] == 1
+    logins = [r for r in stats["last_requests"] if r["target"] == "/rest/$directory/login"]
+    assert len(logins) <= 1
+
+
+@pytest.mark.parametrize("force_login", [False, True], ids=["directory", "authentify"])
+def test_every_sync_holds_the_one_license_in_both_login_modes(
+    force_login: bool, legacy4d_seeded: dict, make_legacy4d_server, app_db: sa.Engine
+) -> None:
+    server = make_legacy4d_server(licenses=1, force_login=force_login)
+    _sync_all(_resource(server), app_db, mode="full")
+    stats = requests.get(f"{server.base_url}/_emulator/stats", timeout=10).json()
+    assert stats["sessions_opened"] == 1 and stats["max_concurrent_sessions"] == 1
+
+
+def test_the_overlap_re_reads_recent_stamps_and_counts_them_unchanged(
+    legacy4d_seeded: dict, legacy4d_server: EmulatorServer, legacy4d_store: LegacyStore, app_db: sa.Engine
+) -> None:
+    """A record saved in a 4D transaction before the watermark was read and committed after its page was read
+    carries a stamp below the next watermark; re-reading LEGACY_SYNC_OVERLAP_STAMPS below it catches it."""
+    spec = get_spec("erp_customer")
+    run_sync(spec, _resource(legacy4d_server).source(), app_db, mode="full", max_rejected_share=0.5)
+    legacy4d_store.update("Customers", 1, {"CreditLimit": 4321.0})
+    report = run_sync(spec, _resource(legacy4d_server, overlap_stamps=100_000).source(), app_db,
+                      max_rejected_share=0.5)
+    assert report.updated == 1 and report.created == 0
+    assert report.processed == legacy4d_store.count("Customers")  # everything re-read, only the change written
+    assert report.unchanged == report.processed - report.updated - report.rejected
+
+
+CATEGORY_SPELLINGS = ["Plumbing ", "Plumbing", "\u00a0", "Tools", "tools", "Électricité", "Electricite", "  ", None]
+
+
+def _products_with_categories(store: LegacyStore, count: int) -> None:
+    store.insert("Products", [{
+        "ProductID": key, "ProductName": f"Product {key}", "SKU": f"SKU-{key}", "Price": 1.0, "IsPurchased": True,
+        "IsManufactured": False, "CreatedDate": "2024-05-06",
+        "Category": CATEGORY_SPELLINGS[key * 7 % len(CATEGORY_SPELLINGS)],
+    } for key in range(1, count + 1)])
+
+
+def test_categories_are_read_completely_and_decoded_like_the_product_column(
+    legacy4d_store: LegacyStore, legacy4d_server: EmulatorServer, app_db: sa.Engine
+) -> None:
+    """Not 4D's $distinct (entity-paged, case/accent-insensitive): a complete read, decoded by the same decoder
+    as erp_product.category, so every product's category names a category row exactly (case and accents as 4D
+    stores them; trailing spaces dropped; blank or NBSP-only is no category)."""
+    _products_with_categories(legacy4d_store, 60)
+    resource = _resource(legacy4d_server, page_size=4)
+    categories = run_sync(get_spec("erp_category"), resource.source(), app_db, mode="full")
+    products = run_sync(get_spec("erp_product"), resource.source(), app_db, mode="full")
+    assert (categories.rejected, products.rejected, products.created) == (0, 0, 60)
+    names = {row.name for row in _rows(app_db, "select name from erp_category where deleted_at is null")}
+    assert names == {"Plumbing", "Tools", "tools", "Électricité", "Electricite"}
+    used = {row.category for row in _rows(app_db, "select distinct category from erp_product")}
+    assert used == names | {None}
+    assert resource.source().count_rows(get_spec("erp_category")) == len(names)
+
+
+def test_get_or_create_never_deletes_a_category(
+    legacy4d_store: LegacyStore, legacy4d_server: EmulatorServer, app_db: sa.Engine
+) -> None:
+    _products_with_categories(legacy4d_store, 18)
+    resource = _resource(legacy4d_server)
+    run_sync(get_spec("erp_category"), resource.source(), app_db, mode="full")
+    legacy4d_store.delete("Products", [row["ProductID"] for row in legacy4d_store_products(legacy4d_store, "Tools")])
+    report = run_sync(get_spec("erp_category"), resource.source(), app_db, mode="full")
+    assert report.deleted == 0
+    assert _rows(app_db, "select deleted_at from erp_category where name = 'Tools'")[0].deleted_at is None
+
+
+def legacy4d_store_products(store: LegacyStore, category: str) -> list[dict]:
+    return [product for key in range(1, store.count("Products") + 1)
+            if (product := store.get("Products", key)) and product["Category"] == category]

@@ -7,6 +7,7 @@ the code under test, and a row the engine lost, duplicated or mangled changes th
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from erp_pipelines.catalog.legacy_4d_tables import CategoryName
 from erp_pipelines.catalog.spec import Column, TableSpec
 from erp_pipelines.engine.decoders import (
     Boolean,
@@ -29,6 +31,7 @@ from erp_pipelines.engine.decoders import (
 )
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME
 from erp_sandbox.legacy_4d.server import EmulatorServer
 
@@ -53,6 +56,9 @@ def _decoded_sql(column: Column) -> str:
     """The SQL twin of a column's decoder, over the raw source column(s) of alias `s`."""
     raw = [f"s.{_q(name)}" for name in column.source]
     decoder = column.decoder
+    if isinstance(decoder, CategoryName):  # trailing spaces dropped, all-whitespace (NBSP too) is no category
+        trimmed = f"rtrim({raw[0]}::text, ' ')"
+        return f"case when {trimmed} ~ '^[[:space:]\u00a0]*$' then null else {trimmed} end"
     if isinstance(decoder, TrimmedText):
         trimmed = f"rtrim({raw[0]}::text, ' ')"
         return f"nullif({trimmed}, '')" if decoder.blank_as_null else trimmed
@@ -129,9 +135,32 @@ def open_errors(engine: sa.Engine, entity: str) -> int:
             {"entity": entity}).scalar_one()
 
 
-def legacy_source(server: EmulatorServer, *, batch_rows: int = 100, **client: Any) -> Legacy4DSource:
-    """The 4D source as production builds it (one client per read), with small pages and batches so faults
-    land mid-read, and a short retry backoff so the tests stay fast."""
-    options: dict[str, Any] = {"page_size": 50, "backoff_seconds": 0.05, "timeout": 5.0} | client
-    return Legacy4DSource(lambda: Legacy4DClient(server.host, server.port, USERNAME, PASSWORD, **options),
-                          batch_rows=batch_rows)
+_JARS: weakref.WeakKeyDictionary[EmulatorServer, SessionJar] = weakref.WeakKeyDictionary()
+
+
+def deployment_jar(server: EmulatorServer) -> SessionJar:
+    """The session jar of "the deployment" talking to this server: every source built for it shares it, as
+    every process of a real deployment shares its session file."""
+    return _JARS.setdefault(server, SessionJar())
+
+
+def auth_mode_of(server: EmulatorServer) -> str:
+    """The login mode a deployment configures for this server (LEGACY_API_AUTH)."""
+    return "authentify" if server.config.force_login else "directory"
+
+
+def login_path(server: EmulatorServer) -> str:
+    return "$catalog/authentify" if server.config.force_login else "$directory/login"
+
+
+def legacy_source(
+    server: EmulatorServer, *, batch_rows: int = 100, overlap_stamps: int = 0, **client: Any,
+) -> Legacy4DSource:
+    """The 4D source as production builds it (one client per read, one shared session), with small pages and
+    batches so faults land mid-read, a short retry backoff so the tests stay fast, and no overlap so run counts
+    are exact (the overlap has its own test in engine/test_sync_legacy_4d.py)."""
+    options: dict[str, Any] = {"page_size": 50, "backoff_seconds": 0.05, "timeout": 5.0,
+                               "jar": deployment_jar(server), "auth_mode": auth_mode_of(server)} | client
+    credentials = (options.pop("username", USERNAME), options.pop("password", PASSWORD))
+    return Legacy4DSource(lambda: Legacy4DClient(server.host, server.port, *credentials, **options),
+                          batch_rows=batch_rows, overlap_stamps=overlap_stamps)

@@ -147,6 +147,8 @@ CASES = [
                  {"ITEMSTS": "X"}, {"ITEMSTS": "I"}),
     product_case("control characters", "ZZ-CTRL", "description:no_control_characters",
                  r"description failed no_control_characters", {"ITEMDESC": "BOLT\x07\x1b[0m"}, {"ITEMDESC": "BOLT"}),
+    product_case("C1 control character (NEL, U+0085)", "ZZ-C1", "description:no_control_characters",
+                 r"(value 'BOLT\x85NUT')", {"ITEMDESC": "BOLT\x85NUT"}, {"ITEMDESC": "BOLT NUT"}),
     product_case("EBCDIC substitution character (U+001A)", "ZZ-SUB", "description:no_control_characters",
                  r"(value 'M\x1aLLER')", {"ITEMDESC": "M\x1aLLER"}, {"ITEMDESC": "MÜLLER"}),
     product_case("replacement character U+FFFD", "ZZ-FFFD", "description:no_replacement_characters",

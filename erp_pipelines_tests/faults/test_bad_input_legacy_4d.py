@@ -213,7 +213,10 @@ def send_raw_values(server: EmulatorServer, dataclass: str, key: int, values: di
 
 
 def _resource(server: EmulatorServer) -> Legacy4DResource:
-    return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD)
+    """No overlap: the raw values the emulator sends are changed without a stamp (not something 4D can do), so
+    re-reading unchanged stamps would count their removal as an edit."""
+    return Legacy4DResource(host="127.0.0.1", port=server.port, username=USERNAME, password=PASSWORD,
+                            overlap_stamps=0)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
-"""Load on the 4D path: every sync holds one REST session, i.e. one 4D client license, so syncs running side
-by side must never hold more sessions than the server has licenses. A sync that finds them all taken fails
-at once with the license error (the asset's retry policy runs it again later) instead of exceeding them,
-and it commits nothing and moves no watermark."""
+"""Load on the 4D path: a deployment holds one REST session, i.e. one 4D client license, however many syncs
+run side by side (they share the session, one HTTP exchange at a time). When the ERP's own users hold every
+license, a sync fails at once with the license error (the asset's retry policy runs it again later), commits
+nothing and moves no watermark; once their sessions reach 4D's inactivity timeout, the rerun completes."""
 
 from __future__ import annotations
 
@@ -45,34 +45,49 @@ def _concurrently(server: EmulatorServer, app_db: sa.Engine, specs: list[TableSp
         return {entity: future.exception(timeout=120) or future.result() for entity, future in futures.items()}
 
 
-@pytest.mark.parametrize("licenses", [2, 3])
-def test_concurrent_syncs_never_hold_more_sessions_than_licenses(
-    licenses: int, make_legacy4d_server: Callable[..., EmulatorServer], legacy4d_store: LegacyStore,
-    app_db: sa.Engine,
+def test_concurrent_syncs_share_the_deployments_one_session(
+    make_legacy4d_server: Callable[..., EmulatorServer], legacy4d_store: LegacyStore, app_db: sa.Engine,
 ) -> None:
     seed_store(legacy4d_store.url, products=200, seed=5, bad_share=0.0)
-    server = make_legacy4d_server(licenses=licenses)
+    server = make_legacy4d_server(licenses=2)
     for spec in PARENTS + TABLES:  # the first load goes parents first, one table at a time
         run_sync(spec, legacy_source(server), app_db, mode="full")
     for dataclass, edit in EDITS.items():
         legacy4d_store.save(dataclass, [{"__KEY": key, **edit} for key in range(1, 41)], atomic=True)
-    watermarks = {spec.entity: watermark(app_db, spec.entity) for spec in TABLES}
     control = RawRest(server.base_url)
     control.fault("delay", count=-1, path_contains="$catalog", seconds=HOLD)
+    outcomes = _concurrently(server, app_db, TABLES)
+    assert all(isinstance(report, SyncReport) and report.status == "COMPLETED" for report in outcomes.values()), \
+        outcomes
+    stats = control.stats()
+    assert stats["sessions_opened"] == 1 and stats["max_concurrent_sessions"] == 1
+    logins = [r for r in stats["last_requests"] if r["target"] == "/rest/$directory/login"]
+    assert len(logins) <= 1
+    for spec in TABLES:
+        assert target_checksum(app_db, spec) == source_checksum(legacy4d_store.url, spec), spec.entity
+        assert sync_runs(app_db, spec.entity)[-1].processed == 40
+
+
+def test_with_every_license_held_by_others_syncs_fail_at_once_and_complete_after_their_timeout(
+    make_legacy4d_server: Callable[..., EmulatorServer], legacy4d_store: LegacyStore, app_db: sa.Engine,
+) -> None:
+    seed_store(legacy4d_store.url, products=200, seed=5, bad_share=0.0)
+    server = make_legacy4d_server(licenses=2)
+    for spec in PARENTS + TABLES:
+        run_sync(spec, legacy_source(server), app_db, mode="full")
+    for dataclass, edit in EDITS.items():
+        legacy4d_store.save(dataclass, [{"__KEY": key, **edit} for key in range(1, 41)], atomic=True)
+    watermarks = {spec.entity: watermark(app_db, spec.entity) for spec in TABLES}
+    requests.post(f"{server.base_url}/_emulator/restart", timeout=10)  # the deployment's session is gone
+    users = [RawRest(server.base_url) for _ in range(2)]
+    assert all(user.login().status_code == 200 for user in users)  # the ERP's users take both licenses
     assert requests.delete(f"{server.base_url}/_emulator/stats", timeout=10).status_code == 200
 
     outcomes = _concurrently(server, app_db, TABLES)
-    stats = control.stats()
-    assert stats["max_concurrent_sessions"] == licenses  # all licenses were used, never one more
-    assert stats["sessions_open"] == 0
-    refused = sorted(entity for entity, outcome in outcomes.items() if isinstance(outcome, Legacy4DLicenseError))
-    completed = sorted(entity for entity, outcome in outcomes.items()
-                       if isinstance(outcome, SyncReport) and outcome.status == "COMPLETED")
-    assert (len(completed), len(refused)) == (licenses, len(TABLES) - licenses), outcomes
-    assert stats["requests_by_status"]["402"] == len(refused)  # one refused login each, not retried
-    logins = [r for r in stats["last_requests"] if r["target"] == "/rest/$directory/login"]
-    assert [r["status"] for r in logins].count(200) == licenses
-    for entity in refused:
+    assert all(isinstance(outcome, Legacy4DLicenseError) for outcome in outcomes.values()), outcomes
+    stats = RawRest(server.base_url).stats()
+    assert stats["requests_by_status"]["402"] == len(TABLES)  # one refused request each, never retried
+    for entity in outcomes:
         failed = sync_runs(app_db, entity)[-1]
         assert failed.status == "FAILED"
         assert failed.error_message.startswith("Legacy4DLicenseError: 4D REST licenses are exhausted")
@@ -80,11 +95,11 @@ def test_concurrent_syncs_never_hold_more_sessions_than_licenses(
         assert (failed.processed, failed.created, failed.updated) == (0, 0, 0)
         assert watermark(app_db, entity) == watermarks[entity]
 
-    requests.delete(f"{server.base_url}/_emulator/faults", timeout=10)
-    retried = _concurrently(server, app_db, [get_spec(entity) for entity in refused])
+    requests.post(f"{server.base_url}/_emulator/clock", json={"advance": 3601}, timeout=10)  # users went idle
+    retried = _concurrently(server, app_db, TABLES)
     assert all(isinstance(report, SyncReport) and report.status == "COMPLETED" for report in retried.values())
-    stats = control.stats()
-    assert stats["max_concurrent_sessions"] == licenses and stats["sessions_open"] == 0
+    stats = RawRest(server.base_url).stats()
+    assert stats["licenses_in_use"] == 1 and stats["sessions_opened"] == 1
     for spec in TABLES:
         assert target_checksum(app_db, spec) == source_checksum(legacy4d_store.url, spec), spec.entity
         assert sync_runs(app_db, spec.entity)[-1].processed == 40

@@ -46,19 +46,23 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(
     env = dict(os.environ, AS400_DATABASE=os.environ["TEST_AS400_DATABASE"])
     worker = subprocess.Popen([sys.executable, "-c", WORKER, app_url], env=env, cwd=ROOT)
     deadline = time.monotonic() + 120
-    with app_db.connect() as connection:
-        while time.monotonic() < deadline:
-            written = connection.execute(sa.text(
-                "select count(*) from product_stock where sync_run_id > :first"), {"first": first.sync_run_id}
-            ).scalar_one()
+    staging = False
+    with app_db.connect() as connection:  # kill it while it stages the read (its own session's temporary table)
+        while time.monotonic() < deadline and not staging and worker.poll() is None:
+            staging = connection.execute(sa.text(
+                "select exists (select 1 from pg_stat_activity where state = 'active' "
+                "and query like 'copy \"stage_product_stock\"%')"
+            )).scalar_one()
             connection.commit()
-            if written >= 1_000 or worker.poll() is not None:
-                break
-            time.sleep(0.05)
-    assert worker.poll() is None, "the worker finished before it could be killed"
+            time.sleep(0.02)
+    assert staging and worker.poll() is None, "the worker finished before it could be killed"
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(timeout=30)
-    assert 0 < written < 30_000
+    with app_db.connect() as connection:  # a run is one transaction: nothing of the killed one is visible
+        written = connection.execute(sa.text(
+            "select count(*) from product_stock where sync_run_id > :first"), {"first": first.sync_run_id}
+        ).scalar_one()
+    assert written == 0
     retry = run_sync(get_spec("product_stock"), _source(as400), app_db, mode="full")
     assert retry.status == "COMPLETED"
     assert _target_rows(app_db) == _source_rows(as400_owner_url)

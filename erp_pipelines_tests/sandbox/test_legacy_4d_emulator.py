@@ -51,6 +51,18 @@ def filter_url(dataclass: str, expression: str, params: list | None = None, extr
     return url + extra
 
 
+@pytest.fixture
+def legacy4d_server(make_legacy4d_server: Callable[..., EmulatorServer]) -> EmulatorServer:
+    """The emulator with its own defaults (it accepts plain attributes in $attributes, as 4D's SDK uses)."""
+    return make_legacy4d_server(plain_attributes_param=True)
+
+
+def control(server: EmulatorServer, endpoint: str, payload: dict | None = None) -> dict:
+    response = requests.post(f"{server.base_url}/_emulator/{endpoint}", json=payload or {}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def keys(response: requests.Response) -> list[int]:
     assert response.status_code == 200, response.text
     return sorted(int(e["__KEY"]) for e in response.json()["__ENTITIES"])
@@ -92,8 +104,19 @@ def test_catalog_all_describes_attributes_keys_and_tracking(rest: RawRest) -> No
     orders = {a["name"]: a for a in classes["Orders"]["attributes"]}
     assert orders["OrderTime"]["type"] == "duration"
     assert orders["customer"]["kind"] == "relatedEntity" and orders["customer"]["type"] == "Customers"
+    # Only the documented attributes (DOC ORDA/global-stamp); the table's own key is not exposed at all.
     deleted = [a["name"] for a in classes["__DeletedRecords"]["attributes"]]
-    assert deleted == ["ID", "__PrimaryKey", "__Stamp", "__TableName", "__TableNumber"]
+    assert deleted == ["__PrimaryKey", "__Stamp", "__TableName", "__TableNumber"]
+    assert classes["__DeletedRecords"]["key"] == []
+
+
+def test_deleted_records_key_is_not_exposed(rest: RawRest, products: LegacyStore) -> None:
+    products.delete("Products", [1, 2])
+    entity = rest.get("/rest/__DeletedRecords?$top=1").json()["__ENTITIES"][0]
+    assert "ID" not in entity and set(entity) >= {"__PrimaryKey", "__Stamp", "__TableName", "__TableNumber"}
+    assert rest.get(f'/rest/__DeletedRecords?$orderby={q(chr(34) + "ID" + chr(34))}').status_code == 404
+    assert rest.get(filter_url("__DeletedRecords", "ID > :1", [0])).status_code == 500
+    assert rest.get("/rest/__DeletedRecords/ID").status_code == 404
 
 
 def test_catalog_of_one_dataclass_and_unknown_dataclass(rest: RawRest) -> None:
@@ -313,7 +336,10 @@ def test_compute_and_distinct(rest: RawRest, products: LegacyStore) -> None:
     text = rest.get("/rest/Products/SKU?$compute=$all").json()
     assert text == {"SKU": {"count": 6, "min": "A-1", "max": "R&D = Team"}}
     assert rest.get("/rest/Products/CreatedDate?$compute=min").json() == "6!3!2017"
-    assert rest.get("/rest/Products/Category?$distinct=true").json() == ["Pumps", "Tools", "tools"]
+    # 4D compares without regard to case or accents, and $top/$skip page the entities, not the values
+    assert rest.get("/rest/Products/Category?$distinct=true").json() == ["Pumps", "Tools"]
+    assert rest.get("/rest/Products/Category?$distinct=true&$top=2").json() == ["Tools"]
+    assert rest.get("/rest/Products/Category?$distinct=true&$skip=2&$top=2").json() == ["Pumps"]
     response = rest.get("/rest/Products/Price?$compute=median")
     assert response.status_code == 400 and err_codes(response) == [1817]
 
@@ -374,49 +400,133 @@ def test_login_sets_both_session_cookies(legacy4d_server: EmulatorServer) -> Non
     assert client.get("/rest/Products").status_code == 200
 
 
-def test_bad_login_is_401_1822_without_taking_a_license(legacy4d_server: EmulatorServer) -> None:
+def test_a_refused_login_is_401_1822_and_holds_a_license(legacy4d_server: EmulatorServer) -> None:
+    """Default mode: "any REST request is processed in a web user session that automatically consumes a
+    license" (DOC 20-R5 authUsers), the refused login included; retried in the same session, no second one."""
     client = RawRest(legacy4d_server.base_url)
     response = client.login(password="wrong")
     assert response.status_code == 401
     assert response.headers["4D-CREDENTIALS"] == "1.0"
     assert err_codes(response) == [1822]
+    assert "WASID4D" in client.http.cookies.get_dict()
     assert client.login(username="intruder").status_code == 401
-    assert client.stats()["sessions_open"] == 0
+    assert (client.stats()["licenses_in_use"], client.stats()["sessions_opened"]) == (1, 1)
+    assert client.login().json() == {"result": True}  # the same session, now logged in
+    assert client.get("/rest/Products").status_code == 200
+    assert (client.stats()["licenses_in_use"], client.stats()["sessions_opened"]) == (1, 1)
     assert PASSWORD not in response.text
 
 
-def test_data_requests_need_a_logged_in_session(legacy4d_server: EmulatorServer) -> None:
+def test_data_requests_need_a_logged_in_session_and_each_401_opens_one(legacy4d_server: EmulatorServer) -> None:
     client = RawRest(legacy4d_server.base_url)
     for path in ("/rest/Products", "/rest/$catalog"):
-        response = client.get(path)
+        response = requests.get(f"{legacy4d_server.base_url}{path}", timeout=10)
         assert response.status_code == 401 and err_codes(response) == [1822]
+        assert "WASID4D=" in response.headers["Set-Cookie"]
+    assert client.stats()["licenses_in_use"] == 2  # each cookie-less 401 opened a session holding a license
     client.http.cookies.set("WASID4D", "0" * 32)
-    assert client.get("/rest/Products").status_code == 401
+    assert client.get("/rest/Products").status_code == 401  # an unknown cookie too: the third license
+    assert requests.get(f"{legacy4d_server.base_url}/rest/Products", timeout=10).status_code == 402
 
 
-def test_session_inactivity_timeout_gives_401(make_legacy4d_server: Callable[..., EmulatorServer]) -> None:
-    server = make_legacy4d_server(session_timeout=0.5)
+def test_session_inactivity_timeout_gives_401_in_a_new_session(
+    make_legacy4d_server: Callable[..., EmulatorServer],
+) -> None:
+    server = make_legacy4d_server()
     client = RawRest(server.base_url)
     client.login()
     assert client.get("/rest/Products").status_code == 200
-    time.sleep(0.8)
-    assert client.get("/rest/Products").status_code == 401
-    assert client.stats()["sessions_open"] == 0
+    control(server, "clock", {"advance": 3599})
+    assert client.get("/rest/Products").status_code == 200  # use restarts the inactivity timer
+    old = client.http.cookies.get_dict()["WASID4D"]
+    control(server, "clock", {"advance": 3601})
+    assert client.stats()["licenses_in_use"] == 0
+    expired = client.get("/rest/Products")
+    assert expired.status_code == 401
+    assert client.http.cookies.get_dict()["WASID4D"] != old
+    assert client.stats()["licenses_in_use"] == 1
+    assert client.login().json() == {"result": True}
+    assert client.get("/rest/Products").status_code == 200 and client.stats()["sessions_opened"] == 2
 
 
-def test_licenses_exhausted_gives_402_and_logout_frees_one(make_legacy4d_server: Callable[..., EmulatorServer]) -> None:
+def test_logout_frees_no_license_unless_the_old_behaviour_is_asked_for(
+    make_legacy4d_server: Callable[..., EmulatorServer],
+) -> None:
+    """v18-v21 document no $directory/logout; sessions close at their timeout or a restart."""
     server = make_legacy4d_server(licenses=2)
     first, second, third = (RawRest(server.base_url) for _ in range(3))
     assert first.login().json() == {"result": True}
     assert second.login().json() == {"result": True}
     refused = third.login()
     assert refused.status_code == 402 and err_codes(refused) == [1823]
-    assert first.logout().json() == {"result": True}
-    assert first.get("/rest/Products").status_code == 401
+    assert first.logout().status_code == 404
+    assert first.get("/rest/Products").status_code == 200  # still logged in, still holding its license
+    assert third.login().status_code == 402
+    control(server, "restart")
+    assert first.get("/rest/Products").status_code == 401  # a restart closes every session
     assert third.login().json() == {"result": True}
     stats = third.stats()
-    assert stats["sessions_open"] == 2 and stats["max_concurrent_sessions"] == 2
-    assert first.logout().json() == {"result": False}
+    assert stats["licenses_in_use"] == 2 and stats["max_concurrent_sessions"] == 2
+
+    old = make_legacy4d_server(licenses=1, logout_releases=True)
+    client = RawRest(old.base_url)
+    assert client.login().json() == {"result": True}
+    assert client.logout().json() == {"result": True}
+    assert client.stats()["licenses_in_use"] == 0
+
+
+def test_force_login_mode_guest_sessions_and_authentify(make_legacy4d_server: Callable[..., EmulatorServer]) -> None:
+    """DOC 20-R5 authUsers: guest sessions take no license and may only run descriptive requests; authentify()
+    calls Session.setPrivileges(), which takes the license; a directory login grants nothing."""
+    server = make_legacy4d_server(force_login=True, licenses=1)
+    guest = RawRest(server.base_url)
+    assert guest.get("/rest/$catalog/$all").status_code == 200
+    assert guest.get("/rest/$catalog/Products").status_code == 200
+    assert guest.get("/rest/Products").status_code == 401
+    assert guest.login().json() == {"result": True}
+    assert guest.get("/rest/Products").status_code == 401  # still a guest
+    assert guest.post("/rest/$catalog/authentify", [{"name": USERNAME, "password": "wrong"}]).json() == {
+        "result": "Wrong password"}
+    assert guest.post("/rest/$catalog/authentify", [{"name": "nobody", "password": PASSWORD}]).json() == {
+        "result": "Wrong user"}
+    assert guest.stats()["licenses_in_use"] == 0 and guest.stats()["sessions_open"] == 1
+    assert guest.post("/rest/$catalog/authentify", [{"name": USERNAME, "password": PASSWORD}]).status_code == 200
+    assert guest.get("/rest/Products").status_code == 200
+    assert guest.stats()["licenses_in_use"] == 1
+    other = RawRest(server.base_url)
+    assert other.get("/rest/$catalog").status_code == 200  # guests are free even with no license left
+    refused = other.post("/rest/$catalog/authentify", [{"name": USERNAME, "password": PASSWORD}])
+    assert refused.status_code == 402 and err_codes(refused) == [1823]
+    assert guest.get("/rest/$catalog/authentify").status_code == 400
+
+
+def test_plain_attributes_param_can_be_refused(make_legacy4d_server: Callable[..., EmulatorServer],
+                                               legacy4d_store: LegacyStore) -> None:
+    legacy4d_store.insert("Products", PRODUCTS)
+    legacy4d_store.insert("Customers", [{"CustomerID": 1, "CustomerName": "Acme", "IsActive": True}])
+    legacy4d_store.insert("Orders", [{"OrderID": 1, "CustomerID": 1, "Status": "OPEN", "TotalAmount": 1}])
+    server = make_legacy4d_server(plain_attributes_param=False)
+    client = RawRest(server.base_url)
+    client.login()
+    refused = client.get("/rest/Products?$attributes=SKU,Price")
+    assert refused.status_code == 404 and err_codes(refused) == [1804]
+    assert client.get("/rest/Products/SKU,Price/?$top=1").status_code == 200
+    assert client.get("/rest/Orders?$attributes=customer.CustomerName").status_code == 200
+
+
+def test_restored_data_file_sends_the_global_stamp_back(rest: RawRest, legacy4d_server: EmulatorServer,
+                                                        products: LegacyStore) -> None:
+    backup = control(legacy4d_server, "data_file", {"action": "backup"})["global_stamp"]
+    products.update("Products", 1, {"Price": 11.0})
+    products.delete("Products", [2])
+    assert products.global_stamp() == backup + 2
+    restored = control(legacy4d_server, "data_file", {"action": "restore"})
+    assert restored["global_stamp"] == backup and restored["dropped"] == 1
+    rest.login()
+    page = rest.get("/rest/Products/ProductID/?$top=1").json()
+    assert page["__GlobalStamp"] == backup and page["__COUNT"] == len(PRODUCTS)
+    assert rest.get("/rest/__DeletedRecords").json()["__COUNT"] == 0
+    assert control(legacy4d_server, "global_stamp", {"value": 3})["global_stamp"] == 3
 
 
 def test_open_access_mode_gives_every_cookieless_request_a_session(

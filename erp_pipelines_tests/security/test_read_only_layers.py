@@ -142,7 +142,7 @@ def test_whitelist_refuses_before_any_connection(pg_proxy: PgProxy, tapped_as400
                 call()
         with pytest.raises(TableNotAllowedError, match=r"AS400_ALLOWED_TABLES allows"), source.extract(spec, None):
             pytest.fail("the extraction must not start")
-        with pytest.raises(TableNotAllowedError, match=named), source.extract_keys(spec, ["ITM000000001|WH1"]):
+        with pytest.raises(TableNotAllowedError, match=named), source.extract_keys(spec, [("ITM000000001", "WH1")]):
             pytest.fail("the replay must not start")
     assert pg_proxy.sessions == []
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import requests
 
 from erp_pipelines.sources.legacy_4d.client import (
     Legacy4DAuthError,
@@ -21,6 +22,7 @@ from erp_pipelines.sources.legacy_4d.client import (
     parse_4d_date,
     parse_4d_time,
 )
+from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, RawRest
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
@@ -56,6 +58,11 @@ def client(legacy4d_server: EmulatorServer, make_client: ClientFactory) -> Legac
 
 def stats(server: EmulatorServer) -> dict:
     return RawRest(server.base_url).stats()
+
+
+def advance_clock(server: EmulatorServer, seconds: float) -> None:
+    """Move the emulator's clock: sessions idle longer than their timeout close, as on a real server."""
+    assert requests.post(f"{server.base_url}/_emulator/clock", json={"advance": seconds}, timeout=10).ok
 
 
 def requests_to(server: EmulatorServer, fragment: str) -> list[dict]:
@@ -113,14 +120,6 @@ def test_iter_pages_is_stable_while_records_change(client: Legacy4DClient, legac
     assert seen == sorted(seen)
 
 
-def test_distinct_values_are_paged_past_any_cap(legacy4d_server: EmulatorServer, make_client: ClientFactory,
-                                                legacy4d_store: LegacyStore) -> None:
-    legacy4d_store.insert("Products", [{"ProductID": i, "Category": f"cat-{i % 7:02d}"} for i in range(1, 60)])
-    client = make_client(legacy4d_server, page_size=3)
-    assert client.distinct_values("Products", "Category") == [f"cat-{i:02d}" for i in range(7)]
-    assert client.distinct_values("Products", "Category", [("ProductID", "<", 3)]) == ["cat-01", "cat-02"]
-
-
 def test_iter_pages_with_filters_and_counting(client: Legacy4DClient, legacy4d_seeded: dict) -> None:
     pages = list(client.iter_pages("Products", key="ProductID", filters=[("Price", ">=", 0)], page_size=30))
     total = client.count("Products", [("Price", ">=", 0)])
@@ -129,18 +128,22 @@ def test_iter_pages_with_filters_and_counting(client: Legacy4DClient, legacy4d_s
     assert all(r["Price"] >= 0 for p in pages for r in p)
 
 
-def test_global_stamp_and_deleted_records(client: Legacy4DClient, legacy4d_seeded: dict,
-                                          legacy4d_store: LegacyStore) -> None:
-    stamp = client.global_stamp()
+def test_global_stamp_and_deleted_records(legacy4d_server: EmulatorServer, make_client: ClientFactory,
+                                          legacy4d_seeded: dict, legacy4d_store: LegacyStore) -> None:
+    client = make_client(legacy4d_server, page_size=3)  # deletions span several pages of __Stamp
+    stamp = client.global_stamp("Products", "ProductID")
     assert stamp == legacy4d_store.global_stamp() == legacy4d_seeded["global_stamp"]
-    legacy4d_store.delete("Products", [10, 11])
+    legacy4d_store.delete("Products", [10, 11, 13, 14, 15, 16, 17])
     legacy4d_store.delete("Customers", [1])
     legacy4d_store.update("Products", 12, {"Price": 3.5})
-    assert client.global_stamp() == stamp + 4
+    assert client.global_stamp("Customers", "CustomerID") == stamp + 9
     deleted = client.deleted_records("Products", stamp)
-    assert sorted(r["__PrimaryKey"] for r in deleted) == ["10", "11"]
+    assert sorted(r["__PrimaryKey"] for r in deleted) == ["10", "11", "13", "14", "15", "16", "17"]
     assert all(r["__Stamp"] >= stamp for r in deleted)
-    assert client.deleted_records("Products", stamp + 2) == []
+    assert client.deleted_records("Products", stamp + 7) == []
+    pages = requests_to(legacy4d_server, "/rest/__DeletedRecords")
+    assert all("ID" not in r["target"].replace("__PrimaryKey", "").replace("IDs", "") for r in pages)
+    assert all('$orderby="__Stamp"' in r["target"] for r in pages)
     changed = client.query_table("Products", [("__GlobalStamp", ">=", stamp)])
     assert [r["ProductID"] for r in changed] == [12]
 
@@ -148,23 +151,32 @@ def test_global_stamp_and_deleted_records(client: Legacy4DClient, legacy4d_seede
 # --- sessions, licenses, retries ----------------------------------------------------------------------
 
 
-def test_one_session_reused_and_logout_frees_the_license(
+def test_clients_of_a_deployment_share_one_session_that_outlives_logout(
     make_legacy4d_server: Callable[..., EmulatorServer], make_client: ClientFactory, legacy4d_seeded: dict,
 ) -> None:
+    """Two clients on one jar are one deployment: one login, one license. Another deployment finds none free,
+    and neither disconnect nor logout frees it (v18-v21 document no logout): only the inactivity timeout."""
     server = make_legacy4d_server(licenses=1)
-    first, second = make_client(server), make_client(server)
-    with first:
-        for _ in range(5):
-            first.count("Products")
-        assert stats(server)["max_concurrent_sessions"] == 1
-        with pytest.raises(Legacy4DLicenseError) as exhausted:
-            second.connect()
-        error = exhausted.value
-        assert error.status == 402 and error.err_codes == [1823]
-        assert "exhausted" in str(error) and "retry" in str(error).lower()
+    jar = SessionJar()
+    first, second = make_client(server, jar=jar), make_client(server, jar=jar)
+    for client in (first, second, first):
+        assert client.count("Products") == 200
+    assert len(requests_to(server, "$directory/login")) == 1
+    assert stats(server)["sessions_opened"] == 1
+    elsewhere = make_client(server)
+    with pytest.raises(Legacy4DLicenseError) as exhausted:
+        elsewhere.connect()
+    error = exhausted.value
+    assert error.status == 402 and error.err_codes == [1823]
+    assert "exhausted" in str(error) and "Retry the run later" in str(error) and "inactivity timeout" in str(error)
     first.disconnect()
-    second.connect()
-    assert second.count("Products") == 200
+    second.logout()
+    assert stats(server)["licenses_in_use"] == 1
+    with pytest.raises(Legacy4DLicenseError):
+        make_client(server).connect()
+    advance_clock(server, 3601)
+    assert stats(server)["licenses_in_use"] == 0
+    assert make_client(server).count("Products") == 200
 
 
 def test_402_is_not_retried(legacy4d_server: EmulatorServer, client: Legacy4DClient, legacy4d_seeded: dict) -> None:
@@ -222,9 +234,20 @@ def test_persistent_server_errors_give_a_clear_error(legacy4d_server: EmulatorSe
     with pytest.raises(Legacy4DError) as caught:
         client.query_table("Products", limit=1)
     error = caught.value
-    assert error.status == 500 and error.err_codes == [1]
+    assert error.status == 500 and error.err_codes == []
     assert "HTTP 500" in str(error) and "3 attempt(s)" in str(error) and "/rest/Products" in str(error)
     assert len(requests_to(legacy4d_server, "/rest/Products")) == 3
+
+
+def test_a_4d_processing_error_is_not_retried(legacy4d_server: EmulatorServer, client: Legacy4DClient,
+                                              legacy4d_seeded: dict) -> None:
+    """HTTP 500 with 4D's dbmg error stack (here 1280, a placeholder of the wrong type) is deterministic: the
+    same request fails the same way, so it is sent once (DOC REST_requests: 500 = error processing it)."""
+    with pytest.raises(Legacy4DError) as caught:
+        client.query_table("Products", [("Price", "=", "not a number")], limit=1)
+    assert caught.value.status == 500 and caught.value.err_codes == [1280]
+    assert "1 attempt(s)" in str(caught.value)
+    assert len(requests_to(legacy4d_server, "/rest/Products")) == 1
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
@@ -306,7 +329,7 @@ def test_password_never_appears_in_errors_repr_or_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    server = make_legacy4d_server(licenses=1)
+    server = make_legacy4d_server(licenses=2)  # the refused login holds one of them
     wrong = make_client(server, password=PASSWORD + "-wrong")
     texts: list[str] = [repr(wrong)]
     with pytest.raises(Legacy4DAuthError) as denied:

@@ -4,11 +4,20 @@ Upper-case quoted names (Db2 for i folds to upper case), blank-padded CHAR, pack
 CYYMMDD dates in DECIMAL(7,0) with 0 for "no date", HHMMSS times in DECIMAL(6,0), composite keys and no
 foreign keys (legacy DDS files have none, so orphans exist). `QSYS2` and `SYSIBM` hold views with IBM's
 catalog names so the connector's catalog queries run unchanged on both systems.
+
+Where IBM i differs from PostgreSQL the catalog says what IBM i would: a bytea column is character data FOR
+BIT DATA (CCSID 65535); a column comment `SYSTEM_NAME=XXXXXXXXXX` gives a long-named column the 10-character
+system name of a DDS field with an ALIAS; a table comment `MEMBERS=n` makes it a multi-member file in
+QSYS2.SYSTABLESTAT (the stand-in still reads every row: the connector refuses such a file before reading);
+`public.hex` is Db2's HEX for the packed storage of `dds.py`.
+PostgreSQL has no journals, so QSYS2.JOURNALED_OBJECTS is empty.
 """
 
 from __future__ import annotations
 
 import psycopg2
+
+from erp_sandbox.as400.dds import PACKED_STORAGE_DDL
 
 LIBRARIES = ("PRODUCTLIB", "INVENTORYLIB")
 
@@ -80,23 +89,46 @@ where t.table_schema = upper(t.table_schema) and t.table_schema not in ('QSYS2',
   and t.table_type = 'BASE TABLE';
 create or replace view "QSYS2"."SYSCOLUMNS2" as
 select c.table_schema::varchar(128) as "TABLE_SCHEMA", c.table_name::varchar(128) as "TABLE_NAME",
-       c.column_name::varchar(128) as "COLUMN_NAME", c.column_name::char(10) as "SYSTEM_COLUMN_NAME",
+       c.column_name::varchar(128) as "COLUMN_NAME",
+       coalesce(substring(col_description(format('%I.%I', c.table_schema, c.table_name)::regclass,
+                                          c.ordinal_position::integer)
+                          from 'SYSTEM_NAME=([A-Z0-9_$#@]{1,10})'),
+                c.column_name)::char(10) as "SYSTEM_COLUMN_NAME",
        c.ordinal_position::integer as "ORDINAL_POSITION",
        (case c.data_type when 'character' then 'CHAR' when 'character varying' then 'VARCHAR'
                          when 'numeric' then 'DECIMAL' when 'integer' then 'INTEGER' when 'bigint' then 'BIGINT'
-                         when 'smallint' then 'SMALLINT' when 'date' then 'DATE' when 'bytea' then 'VARBIN'
+                         when 'smallint' then 'SMALLINT' when 'date' then 'DATE' when 'bytea' then 'VARCHAR'
                          when 'timestamp without time zone' then 'TIMESTMP' else upper(c.data_type) end
        )::varchar(8) as "DATA_TYPE",
        coalesce(c.character_maximum_length, c.numeric_precision, 0)::integer as "LENGTH",
        c.numeric_scale::integer as "NUMERIC_SCALE",
        (case c.is_nullable when 'YES' then 'Y' else 'N' end)::char(1) as "IS_NULLABLE",
-       (case when c.data_type in ('character', 'character varying') then 37 end)::integer as "CCSID"
+       (case when c.data_type in ('character', 'character varying') then 37
+             when c.data_type = 'bytea' then 65535 end)::integer as "CCSID"
 from information_schema.columns c
 where c.table_schema = upper(c.table_schema) and c.table_schema not in ('QSYS2', 'SYSIBM');
+create or replace view "QSYS2"."SYSPARTITIONINDEXSTAT" as
+select n.nspname::varchar(128) as "TABLE_SCHEMA", t.relname::varchar(128) as "TABLE_NAME",
+       n.nspname::varchar(128) as "INDEX_SCHEMA", i.relname::varchar(128) as "INDEX_NAME",
+       (case when x.indisprimary then 'PRIMARY KEY' when x.indisunique then 'UNIQUE' else 'INDEX' end
+       )::varchar(11) as "INDEX_TYPE",
+       (select string_agg(a.attname, ',' order by k.position)
+          from unnest(x.indkey::int2[]) with ordinality as k(attnum, position)
+          join pg_attribute a on a.attrelid = t.oid and a.attnum = k.attnum)::varchar(1024) as "COLUMN_NAMES"
+from pg_index x
+join pg_class t on t.oid = x.indrelid
+join pg_class i on i.oid = x.indexrelid
+join pg_namespace n on n.oid = t.relnamespace
+where n.nspname = upper(n.nspname) and n.nspname not in ('QSYS2', 'SYSIBM');
+create or replace view "QSYS2"."JOURNALED_OBJECTS" as
+select null::varchar(10) as "JOURNAL_LIBRARY", null::varchar(10) as "JOURNAL_NAME",
+       null::varchar(7) as "OBJECT_TYPE", null::varchar(10) as "OBJECT_LIBRARY", null::varchar(10) as "OBJECT_NAME"
+where false;
 create or replace view "QSYS2"."SYSTABLESTAT" as
 select s.schemaname::varchar(128) as "TABLE_SCHEMA", s.relname::varchar(128) as "TABLE_NAME",
        s.n_live_tup::bigint as "NUMBER_ROWS", s.n_dead_tup::bigint as "NUMBER_DELETED_ROWS",
-       1::integer as "NUMBER_PARTITIONS"
+       coalesce(substring(obj_description(s.relid, 'pg_class') from 'MEMBERS=([0-9]+)')::integer, 1
+       )::integer as "NUMBER_PARTITIONS"
 from pg_stat_user_tables s
 where s.schemaname = upper(s.schemaname) and s.schemaname not in ('QSYS2', 'SYSIBM');
 """
@@ -119,5 +151,6 @@ def create_schema(owner_url: str) -> None:
             cur.execute(f'create schema if not exists "{library}"')
         cur.execute(TABLES_DDL)
         cur.execute(CATALOG_DDL)
+        cur.execute(PACKED_STORAGE_DDL)
         cur.execute(grants_sql())
     conn.close()

@@ -174,13 +174,14 @@ def _seed_products(cur, rng, manifest, item_numbers, skus, bad_share) -> set[int
     created[bad_date] = 1251341  # month 13
     duplicate = _pick(rng, n, share, used | {0})
     skus[duplicate] = skus[duplicate - 1]
-    # A SKU held by two products is rejected for both (neither silently wins), whatever their order.
-    _, inverse, counts = np.unique(skus, return_inverse=True, return_counts=True)
-    duplicate = np.setdiff1d(np.nonzero(counts[inverse] > 1)[0], np.array(sorted(used), dtype=int))
-    used |= set(duplicate.tolist())
-    bad_time = _pick(rng, n, share, used)
+    bad_time = _pick(rng, n, share, used | set(duplicate.tolist()))
     used |= set(bad_time.tolist())
     changed_time[bad_time] = 256199
+    # A SKU held by two otherwise valid products is rejected for both (neither silently wins).
+    valid = np.setdiff1d(np.arange(n), np.array(sorted(used), dtype=int))
+    _, inverse, counts = np.unique(skus[valid], return_inverse=True, return_counts=True)
+    duplicate = valid[counts[inverse] > 1]
+    used |= set(duplicate.tolist())
     for kind, positions in (
         ("blank_description", blank),
         ("impossible_date", bad_date),

@@ -469,7 +469,7 @@ def projection_sql(dc: DataClass, spec: AttributeSpec | None, alias: str = "t", 
         f"{_TS_SQL.format(a=alias)} AS \"__TIMESTAMP\"",
         f"{alias}._e_stamp AS \"__STAMP\"",
     ]
-    for attr in dc.attributes:
+    for attr in dc.exposed:
         if spec is not None and attr.name not in spec:
             continue
         sub = spec.get(attr.name) if spec is not None else None

@@ -46,11 +46,15 @@ class Attribute:
 
 @dataclass(frozen=True)
 class DataClass:
+    """One dataclass; ``hidden`` attributes exist in the data file but are not exposed to REST (4D's "Expose as
+    REST resource" unchecked on the field): absent from the catalog and from entities, refused in requests."""
+
     name: str
     table_number: int
     key: str
     attributes: tuple[Attribute, ...]
     tracked: bool = True
+    hidden: frozenset[str] = frozenset()
     by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -68,17 +72,24 @@ class DataClass:
     def key_attribute(self) -> Attribute:
         return self.by_name[self.key]
 
+    @property
+    def exposed(self) -> list[Attribute]:
+        return [a for a in self.attributes if a.name not in self.hidden]
+
     def attribute(self, name: str) -> Attribute | None:
-        return self.by_name.get(name)
+        """An attribute a REST request may name (hidden ones are unknown to REST)."""
+        return None if name in self.hidden else self.by_name.get(name)
 
 
-def _dc(name: str, number: int, key: str, *attrs: Attribute, tracked: bool = True) -> DataClass:
+def _dc(
+    name: str, number: int, key: str, *attrs: Attribute, tracked: bool = True, hidden: tuple[str, ...] = (),
+) -> DataClass:
     key_attr = Attribute(key, attrs[0].type, indexed=True)
     rest = attrs[1:]
     stamp = (Attribute(GLOBAL_STAMP, "long64", indexed=True),) if tracked else ()
     storage = tuple(a for a in rest if not a.is_relation)
     relations = tuple(a for a in rest if a.is_relation)
-    return DataClass(name, number, key, (key_attr, *storage, *stamp, *relations), tracked)
+    return DataClass(name, number, key, (key_attr, *storage, *stamp, *relations), tracked, frozenset(hidden))
 
 
 def _a(name: str, type_: str, indexed: bool = False) -> Attribute:
@@ -129,11 +140,14 @@ DATACLASSES: dict[str, DataClass] = {
             _rel("parentProduct", "Products", "ParentProductID"),
             _rel("componentProduct", "Products", "ComponentProductID"),
         ),
+        # DOC https://developer.4d.com/docs/ORDA/global-stamp documents exactly __PrimaryKey (Text), __Stamp
+        # (Int64, "global stamp just before the deletion"), __TableName (Text) and __TableNumber (Long); the table's
+        # own primary key is not documented, so the emulator keeps it out of REST altogether.
         _dc(
             DELETED_RECORDS, 7, "ID", _a("ID", "long64"),
             _a("__PrimaryKey", "string"), _a("__Stamp", "long64", True), _a("__TableName", "string", True),
             _a("__TableNumber", "long"),
-            tracked=False,
+            tracked=False, hidden=("ID",),
         ),
     )
 }
@@ -180,8 +194,12 @@ def ddl_statements() -> list[str]:
     return stmts
 
 
+BACKUP_PREFIX = "__backup_"
+
+
 def drop_statements() -> list[str]:
-    return [f"DROP TABLE IF EXISTS {qi(name)} CASCADE" for name in [*DATACLASSES, META_TABLE]]
+    names = [*DATACLASSES, META_TABLE]
+    return [f"DROP TABLE IF EXISTS {qi(prefix + name)} CASCADE" for prefix in ("", BACKUP_PREFIX) for name in names]
 
 
 # --- values ------------------------------------------------------------------------------------
@@ -289,7 +307,8 @@ def catalog_dataclass(dc: DataClass) -> dict:
     for attr in dc.attributes:
         if not attr.is_relation:
             position += 1
-        attributes.append(catalog_attribute(dc, attr, position))
+        if attr.name not in dc.hidden:
+            attributes.append(catalog_attribute(dc, attr, position))
     return {
         "name": dc.name,
         "className": dc.name,
@@ -298,5 +317,5 @@ def catalog_dataclass(dc: DataClass) -> dict:
         "scope": "public",
         "dataURI": f"/rest/{dc.name}",
         "attributes": attributes,
-        "key": [{"name": dc.key}],
+        "key": [] if dc.key in dc.hidden else [{"name": dc.key}],
     }

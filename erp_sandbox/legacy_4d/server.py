@@ -1,7 +1,14 @@
-"""A faithful 4D REST server emulator (legacy login mode, data change tracking) over PostgreSQL.
+"""A faithful 4D REST server emulator (default and force-login modes, data change tracking) over PostgreSQL.
+
+Faithful by default to 4D v18-v21 as documented, including the inconvenient parts: every session (and the
+4D Client license it holds) lives until its inactivity timeout, whatever ``$directory/logout`` does; in the
+default login mode any request without a valid session cookie opens a session holding a license (a refused
+login and a 401 answer included); force-login mode hands out license-free guest sessions limited to
+descriptive requests until ``authentify()`` grants privileges. Each behaviour cites the documentation.
 
 Run ``python -m erp_sandbox.legacy_4d.server --help``. Tests use :func:`start_in_thread`.
-Non-4D control endpoints live under ``/_emulator/`` (fault injection, stats, request log, config).
+Non-4D control endpoints live under ``/_emulator/`` (fault injection, stats, request log, config, a
+simulated clock, server restart, data-file backup/restore and ``setGlobalStamp``).
 ``--tls-cert``/``--tls-key`` serve HTTPS. Secrets (store URL, password) are best given as environment
 variables: command-line arguments are visible to every user in the process list.
 """
@@ -21,6 +28,7 @@ import ssl
 import sys
 import threading
 import time
+import unicodedata
 import uuid
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -57,15 +65,33 @@ _ENTITYSET_TAIL = re.compile(r"^\$entityset/(?P<id>[^/]+)/?$")
 
 @dataclass
 class EmulatorConfig:
+    """How the emulated server is set up; the defaults are 4D's documented defaults."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     licenses: int = 3
     app_name: str = "ERP"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # DOC https://developer.4d.com/docs/WebServer/sessions "Session lifetime": inactive sessions close after
+    # 60 minutes by default (and the timeout "cannot be less than 60 minutes"); tests shorten it or move the clock.
     session_timeout: float = 3600.0
     entity_set_timeout: float = 7200.0
     log_requests: bool = False
+    # DOC https://developer.4d.com/docs/20-R5/REST/authUsers "User login modes": "forceLogin" in roles.json.
+    force_login: bool = False
+    # Pre-v18 servers documented $directory/logout (docs/REST/$directory_logout.md) and closed the session;
+    # v18-v21 document only login, and sessions close at their timeout or when the server stops.
+    logout_releases: bool = False
+    # DOC docs/REST/$attributes.md documents $attributes for related attributes; storage attributes are picked
+    # with the path form /rest/Class/a,b (manData.md "Selecting Attributes to get"). False refuses the other form.
+    plain_attributes_param: bool = True
+    # An administrator may give the session cookie a domain (WEB SET OPTION / web settings); one that does not
+    # match the name the client uses makes the client drop it, and every request opens another session.
+    cookie_domain: str | None = None
+    # Dataclasses with "Expose as REST resource" unchecked (DOC https://developer.4d.com/docs/REST/configuration):
+    # absent from $catalog, 404 to every request.
+    unexposed: tuple[str, ...] = ()
 
     @property
     def auth_required(self) -> bool:
@@ -87,48 +113,92 @@ def _json(value: object, status: int = 200) -> Response:
 # --- sessions, entity sets, faults, stats --------------------------------------------------------
 
 
+class Clock:
+    """Monotonic seconds that a test can move forward, so a simulated day of session timeouts runs in seconds."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise malformed("the clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+
+
 @dataclass
 class Session:
+    """A web user session; ``licensed`` = it holds a 4D Client license, ``privileged`` = it may read data."""
+
     id: str
-    authenticated: bool
-    user: str | None
     timeout: float
-    created: float = field(default_factory=time.time)
-    last_used: float = field(default_factory=time.monotonic)
+    last_used: float
+    licensed: bool
+    privileged: bool = False
+    user: str | None = None
 
 
 class SessionManager:
-    """Each live session holds one license until logout or inactivity timeout."""
+    """Sessions and the licenses they hold, each until the session's inactivity timeout (or a server restart).
 
-    def __init__(self, licenses: int, timeout: float) -> None:
+    DOC https://developer.4d.com/docs/REST/authUsers: "On 4D Server, opening a REST session requires that a
+    free 4D client license is available"; DOC https://developer.4d.com/docs/20/REST/REST_requests: HTTP 402
+    "No session — maximum number of sessions has been reached" (engine errCode 1823).
+    """
+
+    def __init__(self, licenses: int, timeout: float, clock: Clock) -> None:
         self.licenses = licenses
         self.timeout = timeout
-        self.max_concurrent = 0
+        self.clock = clock
+        self.max_concurrent = 0  # most licenses held at one time
+        self.opened = 0  # sessions ever opened
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
     def _sweep(self) -> None:
-        now = time.monotonic()
+        now = self.clock.now()
         for sid in [sid for sid, s in self._sessions.items() if now - s.last_used > s.timeout]:
             del self._sessions[sid]
 
+    def _in_use(self) -> int:
+        return sum(1 for s in self._sessions.values() if s.licensed)
+
+    def _take(self, session: Session) -> None:
+        if self._in_use() >= self.licenses:
+            raise RestError(402, (1823, "Maximum number of sessions has been reached"))
+        session.licensed = True
+        self.max_concurrent = max(self.max_concurrent, self._in_use())
+
     def get(self, sid: str | None) -> Session | None:
+        """The live session of this cookie, its inactivity timer restarted; None if unknown or expired."""
         with self._lock:
             self._sweep()
             session = self._sessions.get(sid) if sid else None
             if session:
-                session.last_used = time.monotonic()
+                session.last_used = self.clock.now()
             return session
 
-    def create(self, *, authenticated: bool, user: str | None, timeout: float | None = None) -> Session:
+    def open(self, *, licensed: bool) -> Session:
         with self._lock:
             self._sweep()
-            if len(self._sessions) >= self.licenses:
-                raise RestError(402, (1823, "Maximum number of sessions has been reached"))
-            session = Session(uuid.uuid4().hex.upper(), authenticated, user, timeout or self.timeout)
+            session = Session(uuid.uuid4().hex.upper(), self.timeout, self.clock.now(), licensed=False)
+            if licensed:
+                self._take(session)
             self._sessions[session.id] = session
-            self.max_concurrent = max(self.max_concurrent, len(self._sessions))
+            self.opened += 1
+            self.max_concurrent = max(self.max_concurrent, self._in_use())
             return session
+
+    def take_license(self, session: Session) -> None:
+        """Force login: ``Session.setPrivileges()`` is what consumes the license."""
+        with self._lock:
+            if not session.licensed:
+                self._take(session)
 
     def drop(self, sid: str | None) -> bool:
         with self._lock:
@@ -145,17 +215,24 @@ class SessionManager:
             self._sweep()
             return len(self._sessions)
 
+    def licenses_in_use(self) -> int:
+        with self._lock:
+            self._sweep()
+            return self._in_use()
+
     def reset_max(self) -> None:
         with self._lock:
-            self.max_concurrent = len(self._sessions)
+            self._sweep()
+            self.max_concurrent = self._in_use()
+            self.opened = 0
 
     def info(self) -> list[dict]:
         with self._lock:
             self._sweep()
-            now = time.monotonic()
+            now = self.clock.now()
             return [
                 {"sessionID": s.id, "userName": s.user or "", "lifeTime": int(s.timeout),
-                 "expiration": int(s.timeout - (now - s.last_used))}
+                 "expiration": int(s.timeout - (now - s.last_used)), "license": s.licensed}
                 for s in self._sessions.values()
             ]
 
@@ -168,17 +245,18 @@ class EntitySet:
     timeout: float
     expires: float = 0.0
 
-    def touch(self) -> None:
-        self.expires = time.monotonic() + self.timeout
+    def touch(self, now: float) -> None:
+        self.expires = now + self.timeout
 
 
 class EntitySetRegistry:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._sets: dict[str, EntitySet] = {}
         self._lock = threading.Lock()
+        self._clock = clock
 
     def put(self, entity_set: EntitySet) -> EntitySet:
-        entity_set.touch()
+        entity_set.touch(self._clock.now())
         with self._lock:
             self._sets[entity_set.id] = entity_set
         return entity_set
@@ -187,19 +265,24 @@ class EntitySetRegistry:
         """Return a live set and restart its timer (4D restarts it on each use)."""
         with self._lock:
             entity_set = self._sets.get(set_id)
-            if entity_set and entity_set.expires < time.monotonic():
+            now = self._clock.now()
+            if entity_set and entity_set.expires < now:
                 del self._sets[set_id]
                 entity_set = None
             if entity_set:
-                entity_set.touch()
+                entity_set.touch(now)
             return entity_set
 
     def release(self, set_id: str) -> bool:
         with self._lock:
             return self._sets.pop(set_id, None) is not None
 
+    def clear(self) -> None:
+        with self._lock:
+            self._sets.clear()
+
     def info(self) -> list[dict]:
-        now = time.monotonic()
+        now = self._clock.now()
         with self._lock:
             return [
                 {"id": s.id, "tableName": s.dataclass, "selectionSize": len(s.keys), "sorted": True,
@@ -368,6 +451,14 @@ def _parse_cookies(header: str | None) -> dict[str, str]:
     return cookies
 
 
+def _without_case_or_accents(value: object) -> object:
+    """Text folded the way 4D compares it by default: accents removed (canonical decomposition), case folded."""
+    if not isinstance(value, str):
+        return value
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
 def _envelope(dc: DataClass, page: Page, first: int, entity_set: str | None = None) -> bytes:
     """Collection envelope with 4D's key order: ``__ENTITYSET``, ``__DATACLASS`` … ``__SENT`` last."""
     name = json.dumps(dc.name)
@@ -384,8 +475,9 @@ class RestApp:
     def __init__(self, config: EmulatorConfig, store: LegacyStore) -> None:
         self.config = config
         self.store = store
-        self.sessions = SessionManager(config.licenses, config.session_timeout)
-        self.entity_sets = EntitySetRegistry()
+        self.clock = Clock()
+        self.sessions = SessionManager(config.licenses, config.session_timeout, self.clock)
+        self.entity_sets = EntitySetRegistry(self.clock)
         self.faults = FaultInjector()
         self.raw_values = RawValues()
         self.stats = Stats()
@@ -417,7 +509,10 @@ class RestApp:
         elif fault.kind == "drop_session":
             self.sessions.drop(sid)
         elif fault.kind == "http_500":
-            return Response(500, RestError(500, (1, "Injected fault: internal server error")).body())
+            # A transient failure in front of 4D's REST layer (web server, proxy) carries no dbmg error stack;
+            # 4D's own processing errors do (errors.py), and those are deterministic.
+            return Response(500, b"<html><body>500 Internal Server Error (injected)</body></html>",
+                            [("Content-Type", "text/html")])
         elif fault.kind == "exhaust_licenses":
             return Response(402, RestError(402, (1823, "Maximum number of sessions has been reached")).body())
         elif fault.kind == "close_connection":
@@ -428,82 +523,140 @@ class RestApp:
         self, method: str, raw_path: str, path: str, raw_query: str, headers: Mapping[str, str], body: bytes,
         sid: str | None,
     ) -> Response:
-        new_session: Session | None = None
+        opened: Session | None = None
         try:
             if "&" in raw_path:
                 raise RestError(400, (1807, "'&' found where '?' was expected"))
             query = parse_query_string(raw_query)
             resource = path[len("/rest/"):]
-            if resource == "$directory/login":
-                return self._login(method, headers, sid)
-            if resource == "$directory/logout":
-                return self._logout(sid)
             session = self.sessions.get(sid)
-            if self.config.auth_required:
-                if session is None or not session.authenticated:
+            if resource == "$directory/logout":
+                return self._logout(session)
+            if session is None:
+                # Default mode, DOC https://developer.4d.com/docs/20-R5/REST/authUsers: "any REST request is
+                # processed in a web user session that automatically consumes a license (the web user session is
+                # created if it does not already exist)" — so a request without a valid cookie, a refused login
+                # and a request answered 401 all open one. Force login: "At the first REST call … a 'guest' web
+                # user session is created … no license consumption."
+                session = opened = self.sessions.open(licensed=not self.config.force_login)
+            if resource == "$directory/login":
+                response = self._login(method, headers, session)
+            elif self.config.force_login:
+                response = self._force_login_route(method, resource, query, body, session)
+            else:
+                if self.config.auth_required and not session.privileged:
                     raise RestError(401, (1822, "No valid session: log in first with POST /rest/$directory/login"))
-            elif session is None:
-                session = new_session = self.sessions.create(authenticated=False, user=None)
-            response = self._route(method, resource, query, body)
+                response = self._route(method, resource, query, body)
         except RestError as err:
             response = Response(err.status, err.body(), list(err.headers.items()))
-        if new_session:
-            response.headers += self._cookies(new_session.id)
+        if opened:
+            response.headers += self._cookies(opened.id)
         return response
 
-    def _cookies(self, sid: str, max_age: int = 3600) -> list[tuple[str, str]]:
-        attrs = f"; Path=/; HttpOnly; Max-Age={max_age}"
+    def _cookies(self, sid: str, max_age: int | None = None) -> list[tuple[str, str]]:
+        """DOC docs/REST/authUsers.md (v18): ``WASID4D``; DOC https://developer.4d.com/docs/WebServer/sessions:
+        scalable sessions use the private cookie ``4DSID_<AppName>``. Real servers send both."""
+        attrs = "; Path=/; HttpOnly; SameSite=Strict" + (f"; Max-Age={max_age}" if max_age is not None else "")
+        if self.config.cookie_domain:
+            attrs += f"; Domain={self.config.cookie_domain}"
         return [("Set-Cookie", f"WASID4D={sid}{attrs}"), ("Set-Cookie", f"4DSID_{self.config.app_name}={sid}{attrs}")]
 
     # sessions
-    def _login(self, method: str, headers: Mapping[str, str], sid: str | None) -> Response:
+    def _login(self, method: str, headers: Mapping[str, str], session: Session) -> Response:
+        """``POST $directory/login`` with ``username-4D``/``password-4D`` headers
+        (DOC https://developer.4d.com/docs/REST/$directory). A refused login keeps the session it opened, and
+        with it a license, until the inactivity timeout."""
         if method != "POST":
             raise RestError(400, (1829, "$directory/login must be called with POST"))
         user = headers.get("username-4D")
         password = headers.get("password-4D")
         if user is None and password is None:
             return _json({"result": False})
+        if self.config.force_login:
+            # In force-login mode only Session.setPrivileges(), called by the application's authentify(), grants
+            # privileges (DOC 20-R5 authUsers "Force login mode"); the directory login leaves a guest session.
+            return _json({"result": True})
         if self.config.auth_required:
             ok = hmac.compare_digest((user or "").encode(), (self.config.username or "").encode()) and \
                 hmac.compare_digest((password or "").encode(), (self.config.password or "").encode())
             if not ok:
+                session.privileged = False
                 raise RestError(401, (1822, "REST login failed"), headers={"4D-CREDENTIALS": "1.0"})
-        timeout = None
         length = headers.get("session-4D-length")
         if length:
             try:
-                timeout = float(length) * 60
+                # DOC $directory.md: session-4D-length in minutes, "not below 60".
+                session.timeout = max(float(length) * 60, 3600.0)
             except ValueError as exc:
                 raise malformed("session-4D-length must be a number of minutes") from exc
-        session = self.sessions.get(sid)
-        if session:
-            session.authenticated, session.user = True, user
-            if timeout:
-                session.timeout = timeout
-            return _json({"result": True})
-        session = self.sessions.create(authenticated=True, user=user, timeout=timeout)
-        response = _json({"result": True})
-        response.headers += self._cookies(session.id)
+        session.privileged, session.user = True, user
+        return _json({"result": True})
+
+    def _logout(self, session: Session | None) -> Response:
+        """v18-v21 document no logout (DOC https://developer.4d.com/docs/REST/$directory lists only login;
+        WebServer/sessions: a session closes at its timeout or when the web server stops): the request fails and
+        the session keeps its license. ``logout_releases`` emulates the older servers that closed it."""
+        if not self.config.logout_releases:
+            return Response(404, RestError(404, (1800, 'The dataclass "$directory" cannot be found')).body())
+        dropped = self.sessions.drop(session.id) if session else False
+        response = _json({"result": dropped})
+        if dropped and session:
+            response.headers += self._cookies(session.id, max_age=0)
         return response
 
-    def _logout(self, sid: str | None) -> Response:
-        dropped = self.sessions.drop(sid)
-        response = _json({"result": dropped})
-        if dropped and sid:
-            response.headers += self._cookies(sid, max_age=0)
-        return response
+    def _force_login_route(
+        self, method: str, resource: str, query: dict[str, str], body: bytes, session: Session,
+    ) -> Response:
+        """DOC https://developer.4d.com/docs/20-R5/REST/authUsers "Descriptive REST requests": /rest/$catalog…,
+        /rest/$catalog/authentify and /rest/$getWebForm run in guest sessions; "All other REST requests … will
+        only be processed if they are executed within a web session with appropriate privileges, otherwise they
+        return an error" (which error is not documented: 401 is the documented "permissions error" status)."""
+        if resource == "$catalog/authentify":
+            return self._authentify(method, body, session)
+        if resource == "$getWebForm" or resource.rstrip("/") == "$catalog" or resource.startswith("$catalog/"):
+            return self._route(method, resource, query, body)
+        if not session.privileged:
+            raise RestError(401, (1561, "No permission: this session has no privileges; call "
+                                        "POST /rest/$catalog/authentify first (force login mode)"))
+        return self._route(method, resource, query, body)
+
+    def _authentify(self, method: str, body: bytes, session: Session) -> Response:
+        """The application's ``exposed Function authentify($credentials : Object) : Text`` as in the example of
+        DOC 20-R5 authUsers: body ``[{"name": …, "password": …}]``; a known user with the right password gets
+        ``Session.setPrivileges()`` (which consumes the license, 402 if none is free), otherwise the function
+        returns "Wrong user" / "Wrong password" and the session stays a guest."""
+        if method != "POST":
+            raise RestError(400, (1829, "$catalog/authentify must be called with POST (method_called_on_a_HTTP_GET)"))
+        try:
+            args = json.loads(body or b"[]")
+        except json.JSONDecodeError as exc:
+            raise malformed(f"request body is not JSON: {exc.msg}") from exc
+        if not isinstance(args, list):
+            raise malformed("function parameters must be passed as a JSON array in the body")
+        credentials = args[0] if args and isinstance(args[0], dict) else {}
+        name, password = str(credentials.get("name") or ""), str(credentials.get("password") or "")
+        if not self.config.username or not hmac.compare_digest(name.encode(), self.config.username.encode()):
+            return _json({"result": "Wrong user"})
+        if not hmac.compare_digest(password.encode(), (self.config.password or "").encode()):
+            return _json({"result": "Wrong password"})
+        self.sessions.take_license(session)
+        session.privileged, session.user = True, name
+        return _json({"result": ""})
 
     # routing
+    def _exposed(self, name: str) -> DataClass | None:
+        return None if name in self.config.unexposed else DATACLASSES.get(name)
+
     def _route(self, method: str, resource: str, query: dict[str, str], body: bytes) -> Response:
+        exposed = [dc for dc in DATACLASSES.values() if dc.name not in self.config.unexposed]
         if resource.rstrip("/") == "$catalog":
             return _json({"__UNIQID": self.store.uniqid(), "dataClasses": [
-                {"name": n, "uri": f"/rest/$catalog/{n}", "dataURI": f"/rest/{n}"} for n in DATACLASSES
+                {"name": dc.name, "uri": f"/rest/$catalog/{dc.name}", "dataURI": f"/rest/{dc.name}"} for dc in exposed
             ]})
         if resource == "$catalog/$all":
-            return _json({"__UNIQID": self.store.uniqid(),
-                          "dataClasses": [catalog_dataclass(dc) for dc in DATACLASSES.values()]})
+            return _json({"__UNIQID": self.store.uniqid(), "dataClasses": [catalog_dataclass(dc) for dc in exposed]})
         if resource.startswith("$catalog/"):
-            dc = DATACLASSES.get(resource[len("$catalog/"):])
+            dc = self._exposed(resource[len("$catalog/"):])
             if dc is None:
                 raise dataclass_not_found(resource[len("$catalog/"):])
             return _json(catalog_dataclass(dc))
@@ -514,7 +667,7 @@ class RestApp:
         match = _RESOURCE.match(resource)
         if not match:
             raise malformed(f"cannot understand resource {resource!r}")
-        dc = DATACLASSES.get(match["cls"])
+        dc = self._exposed(match["cls"])
         if dc is None:
             raise dataclass_not_found(match["cls"])
         tail = (match["tail"] or "").strip("/")
@@ -524,6 +677,8 @@ class RestApp:
         set_match = _ENTITYSET_TAIL.match(tail)
         if set_match:
             return self._entity_set(dc, set_match["id"], query)
+        if not tail and not self.config.plain_attributes_param:
+            self._refuse_plain_attributes(dc, query.get("$attributes"))
         spec = parse_attributes(dc, tail or query.get("$attributes"))
         key = match["k1"] if match["k1"] is not None else match["k2"]
         if key is not None or match["attr"]:
@@ -556,6 +711,17 @@ class RestApp:
         if query.get("$asArray", "").lower() == "true":
             return Response(200, f"[{page.body}]".encode())
         return Response(200, _envelope(dc, page, skip))
+
+    @staticmethod
+    def _refuse_plain_attributes(dc: DataClass, text: str | None) -> None:
+        """The strict reading of DOC docs/REST/$attributes.md: ``$attributes`` names related attributes
+        (``rel``, ``rel.*``, ``rel.x``); storage attributes go in the path (``/rest/Class/a,b``)."""
+        for name in (text or "").split(","):
+            attr = dc.attribute(name.strip().partition(".")[0])
+            if name.strip() and (attr is None or not attr.is_relation):
+                raise RestError(404, (1804, f'Cannot completely build a list of attributes with "{name.strip()}": '
+                                            "$attributes takes related attributes; give storage attributes in "
+                                            "the path (/rest/Class/attr1,attr2)"))
 
     def _where(self, dc: DataClass, query: dict[str, str], sql: SqlParams, name: str = "$filter") -> str:
         text = query.get(name)
@@ -661,12 +827,22 @@ class RestApp:
     def _distinct(
         self, dc: DataClass, spec: AttributeSpec | None, where: str, sql: SqlParams, query: dict[str, str],
     ) -> Response:
+        """DOC docs/REST/$distinct.md: "You can also use $skip and $top/$limit as well, if you'd like to navigate
+        the selection before it's placed in an array" — they page the *entities*, not the values. Values are
+        compared as ORDA's ``.distinct()`` does by default, without regard to case or accents
+        (DOC https://developer.4d.com/docs/API/EntitySelectionClass#distinct: dk diacritical is opt-in); the first
+        spelling met in the selection stands for the others."""
         names = [n for n in (spec or {}) if not dc.by_name[n].is_relation]
         if len(names) != 1:
             raise RestError(400, (1804, "$distinct needs exactly one attribute, e.g. /rest/Class/attr"))
+        order = compile_orderby(dc, query.get("$orderby"))
         top = parse_int(query, "$top", "$limit", default=None)
         skip = parse_int(query, "$skip", default=0) or 0
-        return Response(200, self.store.distinct(dc, names[0], where, sql, top, skip).encode())
+        values = self.store.attribute_values(dc, names[0], where, sql, order, top, skip)
+        first: dict[object, object] = {}
+        for value in values:
+            first.setdefault(_without_case_or_accents(value), value)
+        return _json([first[key] for key in sorted(first, key=lambda k: (str(type(k)), k))])
 
     # writes
     def _update(self, dc: DataClass, body: bytes) -> Response:
@@ -715,6 +891,23 @@ class RestApp:
         deleted = self.store.delete_where(dc, where, sql)
         return _json({"ok": True, "deleted": len(deleted)})
 
+    def _restart(self) -> int:
+        """A server restart: every session (and its license) and every entity set is gone
+        (DOC WebServer/sessions: a session is closed when "the web server is stopped")."""
+        self.entity_sets.clear()
+        return self.sessions.drop_all()
+
+    def _data_file(self, action: str) -> dict:
+        """``backup`` keeps a copy of the data file; ``restore`` puts it back and restarts the server, as restoring
+        a 4D data file does: records and the global stamp go back to the backup's, lower than clients last saw."""
+        if action == "backup":
+            self.store.backup()
+            return {"global_stamp": self.store.global_stamp()}
+        if action == "restore":
+            stamp = self.store.restore()
+            return {"global_stamp": stamp, "dropped": self._restart()}
+        raise malformed(f"data_file action must be backup or restore, not {action!r}")
+
     # emulator control (not 4D)
     def _control(self, method: str, path: str, body: bytes) -> Response:
         try:
@@ -736,6 +929,8 @@ class RestApp:
             return _json({
                 **self.stats.snapshot(),
                 "sessions_open": self.sessions.open_count(),
+                "licenses_in_use": self.sessions.licenses_in_use(),
+                "sessions_opened": self.sessions.opened,
                 "max_concurrent_sessions": self.sessions.max_concurrent,
                 "licenses": self.sessions.licenses,
                 "entity_sets": len(self.entity_sets.info()),
@@ -750,6 +945,16 @@ class RestApp:
             return _json({"ok": True})
         if path == "/_emulator/sessions" and method == "DELETE":
             return _json({"ok": True, "dropped": self.sessions.drop_all()})
+        if path == "/_emulator/restart" and method == "POST":
+            return _json({"ok": True, "dropped": self._restart()})
+        if path == "/_emulator/clock" and method == "POST":
+            self.clock.advance(float(payload.get("advance", 0)))
+            return _json({"ok": True, "licenses_in_use": self.sessions.licenses_in_use()})
+        if path == "/_emulator/data_file" and method == "POST":
+            return _json({"ok": True, **self._data_file(str(payload.get("action")))})
+        if path == "/_emulator/global_stamp" and method == "POST":
+            self.store.set_global_stamp(int(payload["value"]))
+            return _json({"ok": True, "global_stamp": self.store.global_stamp()})
         if path == "/_emulator/config" and method == "POST":
             if "licenses" in payload:
                 self.sessions.licenses = self.config.licenses = int(payload["licenses"])
@@ -757,9 +962,14 @@ class RestApp:
                 self.sessions.timeout = self.config.session_timeout = float(payload["session_timeout"])
             if "entity_set_timeout" in payload:
                 self.config.entity_set_timeout = float(payload["entity_set_timeout"])
+            for flag in ("force_login", "logout_releases", "plain_attributes_param"):
+                if flag in payload:
+                    setattr(self.config, flag, bool(payload[flag]))
             return _json({"ok": True, "licenses": self.config.licenses,
                           "session_timeout": self.config.session_timeout,
-                          "entity_set_timeout": self.config.entity_set_timeout})
+                          "entity_set_timeout": self.config.entity_set_timeout,
+                          "force_login": self.config.force_login, "logout_releases": self.config.logout_releases,
+                          "plain_attributes_param": self.config.plain_attributes_param})
         if path == "/_emulator/health":
             return _json({"ok": True})
         return Response(404, malformed(f"unknown emulator endpoint {method} {path}").body())
@@ -862,9 +1072,15 @@ class EmulatorServer:
         ensure_schema: bool = True,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
+        force_login: bool = False,
+        logout_releases: bool = False,
+        plain_attributes_param: bool = True,
+        cookie_domain: str | None = None,
+        unexposed: tuple[str, ...] = (),
     ) -> None:
         self.config = EmulatorConfig(host, port, licenses, app_name, username, password, session_timeout,
-                                     entity_set_timeout, log_requests)
+                                     entity_set_timeout, log_requests, force_login, logout_releases,
+                                     plain_attributes_param, cookie_domain, tuple(unexposed))
         tls = None
         if tls_cert:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -948,6 +1164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-requests", action="store_true")
     parser.add_argument("--tls-cert", default=_env("LEGACY4D_TLS_CERT"), help="PEM certificate: serve HTTPS")
     parser.add_argument("--tls-key", default=_env("LEGACY4D_TLS_KEY"), help="its PEM private key")
+    parser.add_argument("--force-login", action="store_true", default=_env("LEGACY4D_FORCE_LOGIN") == "true",
+                        help="force login mode (4D 20 R6+ default): guest sessions until $catalog/authentify")
+    parser.add_argument("--logout-releases", action="store_true",
+                        help="pre-v18 behaviour: $directory/logout closes the session and frees its license")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.store_url:
@@ -959,11 +1179,12 @@ def main(argv: list[str] | None = None) -> int:
         username=args.username, password=args.password, session_timeout=args.session_timeout,
         entity_set_timeout=args.entity_set_timeout, max_db_connections=args.db_connections,
         log_requests=args.log_requests, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        force_login=args.force_login, logout_releases=args.logout_releases,
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.httpd.shutdown, daemon=True).start())
     if args.ready_file:
         args.ready_file.write_text(server.base_url + "\n")
-    mode = "login required" if args.username else "open access"
+    mode = "force login" if args.force_login else "login required" if args.username else "open access"
     print(f"legacy-4d emulator ready on {server.base_url} (app {args.app_name}, {args.licenses} licenses, {mode})",
           flush=True)
     try:

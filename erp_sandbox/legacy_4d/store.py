@@ -20,6 +20,7 @@ import psycopg2.extensions
 
 from .query import AttributeSpec, SqlParams, projection_sql, value_sql
 from .schema import (
+    BACKUP_PREFIX,
     DATACLASSES,
     DELETED_RECORDS,
     GLOBAL_STAMP,
@@ -262,16 +263,19 @@ class LegacyStore:
                 result[name][op] = value
         return result
 
-    def distinct(self, dc: DataClass, name: str, where: str, sql: SqlParams, top: int | None, skip: int) -> str:
+    def attribute_values(
+        self, dc: DataClass, name: str, where: str, sql: SqlParams, order: str, top: int | None, skip: int,
+    ) -> list:
+        """The non-null values of one attribute over the entities ``skip``… ``skip+top`` of the ordered selection."""
         attr = dc.by_name[name]
         col = f"t.{qi(name)}"
         limit = f" LIMIT {sql.add(top)}" if top is not None else ""
-        offset = sql.add(skip)
         query = (
-            f"SELECT coalesce(json_agg({value_sql(attr, 'd.v')}), '[]')::text FROM (SELECT DISTINCT {col} AS v "
-            f"FROM {qi(dc.name)} t WHERE {where} AND {col} IS NOT NULL ORDER BY 1{limit} OFFSET {offset}) d"
+            f"SELECT coalesce(json_agg(d.v ORDER BY d.ord) FILTER (WHERE d.raw IS NOT NULL), '[]')::text FROM "
+            f"(SELECT {col} AS raw, {value_sql(attr, col)} AS v, row_number() OVER (ORDER BY {order}) AS ord "
+            f"FROM {qi(dc.name)} t WHERE {where} ORDER BY {order}{limit} OFFSET {sql.add(skip)}) d"
         )
-        return str(self._fetchone(query, sql.values)[0])
+        return list(json.loads(self._fetchone(query, sql.values)[0]))
 
     def count(self, dataclass: str) -> int:
         return int(self._fetchone(f"SELECT count(*) FROM {qi(DATACLASSES[dataclass].name)}")[0])
@@ -392,6 +396,33 @@ class LegacyStore:
             deleted = [row[0] for row in cur.fetchall()]
             cur.execute(f"UPDATE {_META} SET global_stamp = %s", (stamp + len(deleted),))
         return deleted
+
+    # --- data file: backup, restore, stamp (what an administrator can do to a 4D data file) ----------
+
+    def backup(self) -> None:
+        """Keep a copy of the whole data file (every table and the global stamp), as a 4D backup does."""
+        with self.transaction() as cur:
+            for name in [*DATACLASSES, META_TABLE]:
+                cur.execute(f"DROP TABLE IF EXISTS {qi(BACKUP_PREFIX + name)}")
+                cur.execute(f"CREATE TABLE {qi(BACKUP_PREFIX + name)} AS TABLE {qi(name)}")
+
+    def restore(self) -> int:
+        """Put the backed-up data file back: records, deletions and the global stamp all go back in time.
+
+        Returns the global stamp now in force (lower than before whenever anything changed since the backup).
+        """
+        with self.transaction() as cur:
+            for name in [*DATACLASSES, META_TABLE]:
+                cur.execute(f"DELETE FROM {qi(name)}")
+                cur.execute(f"INSERT INTO {qi(name)} SELECT * FROM {qi(BACKUP_PREFIX + name)}")
+            cur.execute(f"SELECT global_stamp FROM {_META}")
+            return int(cur.fetchone()[0])
+
+    def set_global_stamp(self, value: int) -> None:
+        """``ds.setGlobalStamp()`` (DOC https://developer.4d.com/docs/API/DataStoreClass#setglobalstamp): any
+        value, lower than the current one included."""
+        with self.transaction() as cur:
+            cur.execute(f"UPDATE {_META} SET global_stamp = %s", (int(value),))
 
     # --- convenience API for tests and demos -----------------------------------------------------
 

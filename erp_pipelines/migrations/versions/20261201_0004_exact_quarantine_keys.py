@@ -61,7 +61,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index('ix_sync_error_open', table_name='sync_error')
-    op.execute("alter table sync_error alter column source_key type text using "
-               "(select string_agg(value #>> '{}', '|') from jsonb_array_elements(source_key))")
+    joined = " || ".join(["coalesce(source_key ->> 0, '')"] + [
+        f"coalesce('|' || (source_key ->> {part}), '')" for part in range(1, 6)])
+    op.execute(f"alter table sync_error alter column source_key type text using ({joined})")
     op.execute("comment on column sync_error.source_key is null")
     op.execute("create index ix_sync_error_open on sync_error (entity, source_key) where resolved_at is null")

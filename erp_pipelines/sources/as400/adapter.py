@@ -1,10 +1,20 @@
-"""The AS400 source adapter: whitelisted, guarded, streamed reads through ODBC into Arrow batches."""
+"""The AS400 source adapter: whitelisted, guarded, streamed reads through ODBC into Arrow batches.
+
+Before the first batch the file's catalog entry is read (QSYS2.SYSCOLUMNS2): which columns exist under which
+name (a DDS field has a 10-character system name and may have a long SQL alias), and which are CCSID 65535.
+A row the driver cannot deliver (SQL0802, invalid packed or zoned decimal data) does not stop the read: the
+rows around it are narrowed down by key, the rest load, and the undeliverable ones are handed to the engine
+with the stored bytes of their bad fields (HEX), which the decoders reject naming SQL0802.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import arrow_odbc
 import numpy as np
@@ -12,11 +22,12 @@ import pyarrow as pa
 import pyodbc
 
 from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.engine.decoders import CyymmddHhmmssTimestamp
+from erp_pipelines.engine.decoders import CyymmddHhmmssTimestamp, EbcdicText
 from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400Settings
 from erp_pipelines.sources.base import (
     InvalidWatermarkError,
+    PermanentSourceError,
     RecordKey,
     SchemaDriftError,
     TableNotAllowedError,
@@ -25,8 +36,17 @@ from erp_pipelines.sources.base import (
     require_source_columns,
 )
 
-# Keys per replay statement: keeps statements short on both Db2 for i and the stand-in.
+# Keys per replay (and per narrowing) statement: keeps statements short on both Db2 for i and the stand-in.
 REPLAY_CHUNK = 200
+# Change stamps further in the future than this are sentinels (9991231), not a change marker.
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+# Db2 for i "SQL0802 Data conversion or data mapping error": the driver message carries the message id
+# ("[IBM][System i Access ODBC Driver][DB2 for i5/OS]SQL0802 - Data conversion or data mapping error.").
+# Invalid packed or zoned decimal data (blanks, x'40', from CPYF FMTOPT(*NOCHK) or program-described
+# writes) raises it at fetch (IT Jungle "SQL and Invalid Decimal Data", 2013; IBM Support "Correcting Decimal
+# Data Errors"). Retrying reads the same bytes again, so it is never treated as transient.
+_DATA_MAPPING_ERROR = re.compile(r"\bSQL0802\b")
+FOR_BIT_DATA = 65535
 
 
 def to_cyymmdd_hhmmss(moment: dt.datetime) -> tuple[int, int]:
@@ -36,46 +56,261 @@ def to_cyymmdd_hhmmss(moment: dt.datetime) -> tuple[int, int]:
     )
 
 
+class As400DataMappingError(PermanentSourceError):
+    """Db2 for i could not deliver data of a file (SQL0802) and the rows at fault could not be set apart."""
+
+
+def is_data_mapping_error(exc: Exception) -> bool:
+    return bool(_DATA_MAPPING_ERROR.search(str(exc)))
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """One column of a file as QSYS2.SYSCOLUMNS2 describes it."""
+
+    name: str  # the SQL name (a DDS ALIAS long name), else the system name
+    system_name: str
+    data_type: str
+    length: int
+    scale: int | None
+    ccsid: int | None
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """How the spec's source column names map to the file's SQL names, checked against the catalog."""
+
+    table: sql.QualifiedTable
+    columns: tuple[SourceColumn, ...]
+    sql_names: dict[str, str]  # spec's name (system or SQL name) → SQL name
+
+    def select_names(self, names: Sequence[str]) -> list[str]:
+        return [self.sql_names[name] for name in names]
+
+
 class As400Extraction:
-    """One streamed read; tracks the newest valid change stamp for the next watermark."""
+    """One streamed read; tracks the newest valid change stamp for the next watermark.
+
+    A statement that fails with SQL0802 is resumed from the first row it did not deliver: the keys of the
+    rest are listed, read in chunks, and a chunk that fails again is halved until the undeliverable rows are
+    alone (see `_narrow`).
+    """
 
     def __init__(
-        self, settings: As400Settings, spec: TableSpec, statements: list[sql.Statement],
+        self,
+        settings: As400Settings,
+        spec: TableSpec,
+        statements: list[sql.Statement],
+        *,
+        layout: FileLayout | None = None,
+        key_listing: sql.Statement | None = None,
+        chunks: list[list[tuple]] | None = None,
         clock: dt.datetime | None = None,
     ) -> None:
+        """`layout` maps the spec's names to the file's (default: the same names); `key_listing` lists the
+        keys of the (single) statement in its order, `chunks` are the keys each statement reads (replay): how
+        a statement that hits SQL0802 is resumed. `clock` is the server's time before the read: the
+        watermark never moves past it (no clock: no watermark, as in a replay)."""
         self._settings = settings
         self._spec = spec
+        self._layout = layout or FileLayout(
+            sql.QualifiedTable.parse(spec.source_table), (), {name: name for name in spec.source_columns}
+        )
         self._statements = statements
+        self._key_listing = key_listing
+        self._chunks = chunks
         self._clock = clock
         self._newest: dt.datetime | None = None
         self._future_rows = 0
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        for statement in self._statements:
-            yield from self._read(statement)
+        for position, statement in enumerate(self._statements):
+            yield from self._read(statement, self._chunks[position] if self._chunks else None)
 
-    def _read(self, statement: sql.Statement) -> Iterator[pa.RecordBatch]:
-        try:
+    def _reader(
+        self, statement: sql.Statement, connection: arrow_odbc.Connection | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Batches of one guarded statement, on its own connection or on `connection`."""
+        sql.guard_select(statement.sql, [self._layout.table])
+        options = {"parameters": list(statement.parameters), "batch_size": self._settings.batch_rows,
+                   "payload_text_encoding": self._settings.text_encoding}
+        if connection is None:
             reader = arrow_odbc.read_arrow_batches_from_odbc(
                 query=statement.sql,
                 connection_string=self._settings.connection_string(
                     with_credentials=True, bind_on_server=not statement.streamed
                 ),
-                parameters=list(statement.parameters),
-                batch_size=self._settings.batch_rows,
+                login_timeout_sec=self._settings.login_timeout_seconds,
+                **options,
+            )
+        else:
+            reader = connection.read_arrow_batches(query=statement.sql, **options)
+        yield from reader
+
+    def _read(self, statement: sql.Statement, chunk: list[tuple] | None) -> Iterator[pa.RecordBatch]:
+        delivered = 0
+        delivered_keys: dict[tuple, int] = {}
+        last_key: tuple | None = None
+        try:
+            for batch in self._reader(statement):
+                batch = self._named(batch, self._spec.source_columns)
+                delivered += batch.num_rows
+                for key in self._keys_of(batch) if batch.num_rows else ():
+                    if chunk is None and key != last_key:  # a full read: only the last key's copies matter
+                        delivered_keys.clear()
+                    delivered_keys[key] = delivered_keys.get(key, 0) + 1
+                    last_key = key
+                yield from self._tracked(batch)
+        except arrow_odbc.Error as exc:
+            self._raise_unless_data_mapping(exc, " mid-stream" if delivered else "")
+            if chunk is None:
+                yield from self._resume(delivered, delivered_keys, exc)
+            else:
+                yield from self._narrowed(list(dict.fromkeys(chunk)), delivered_keys)
+
+    def _raise_unless_data_mapping(self, exc: Exception, where: str = "") -> None:
+        """Any driver error but SQL0802 ends the read as a connection error (retried), password removed."""
+        if not is_data_mapping_error(exc):
+            raise self._settings.connection_error(f"reading {self._spec.source_table} failed{where}", exc) from None
+
+    def _named(self, batch: pa.RecordBatch, names: Sequence[str]) -> pa.RecordBatch:
+        """The batch with the spec's column names: the select list was the spec's columns in the file's (SQL)
+        names, in this order. A statement selecting other columns keeps the names the driver reports."""
+        if batch.num_columns != len(names):
+            return batch
+        return batch.rename_columns(list(names))
+
+    def _tracked(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        if self._clock is not None:
+            self._track_change_stamps(batch, self._clock)
+        yield batch
+
+    def _keys_of(self, batch: pa.RecordBatch | pa.Table) -> list[tuple]:
+        columns = [batch.column(name).to_pylist() for name in self._spec.source_key_columns]
+        return list(zip(*columns, strict=True))
+
+    def _resume(self, delivered: int, delivered_keys: dict[tuple, int], exc: Exception) -> Iterator[pa.RecordBatch]:
+        """The rest of a full or incremental read that hit SQL0802, read by key so that only the undeliverable
+        rows stay out."""
+        if self._key_listing is None:
+            raise As400DataMappingError(f"reading {self._spec.source_table} failed: Db2 for i could not deliver "
+                                        f"its data: {self._settings.redact(str(exc))}")
+        yield from self._narrowed(self._remaining_keys(self._key_listing, delivered, exc), delivered_keys)
+
+    def _remaining_keys(self, listing: sql.Statement, delivered: int, exc: Exception) -> Iterator[tuple]:
+        """The keys after the first `delivered` rows, listed in the failed statement's own order (same WHERE,
+        same ORDER BY), each once, streamed. A key that cannot be listed either makes the file permanently
+        unreadable: nothing tells its rows apart."""
+        previous: tuple | None = None
+        try:
+            for batch in self._reader(listing):
+                for key in self._keys_of(self._named(batch, self._spec.source_key_columns)):
+                    if delivered:
+                        delivered -= 1
+                    elif key != previous:
+                        previous = key
+                        yield key
+        except arrow_odbc.Error as listing_error:
+            table = self._spec.source_table
+            raise As400DataMappingError(
+                f"reading {table} failed: Db2 for i could not deliver its data ({self._settings.redact(str(exc))}) "
+                f"and its key columns ({', '.join(self._spec.source_key_columns)}) cannot be listed either "
+                f"({self._settings.redact(str(listing_error))}); the invalid decimal data in {table} must be "
+                "corrected at the source (IBM Support: Correcting Decimal Data Errors)"
+            ) from None
+
+    def _narrowed(self, keys: Iterable[tuple], delivered_keys: dict[tuple, int]) -> Iterator[pa.RecordBatch]:
+        """The rows of `keys` in chunks, less copies already delivered (the key that straddled the failure, in
+        a file without a unique key), combined into batches of the usual size."""
+        connection = self._bound_connection()
+        pending: list[pa.RecordBatch] = []
+        keys = iter(keys)
+        while chunk := list(itertools.islice(keys, REPLAY_CHUNK)):
+            for batch in self._narrow(connection, chunk):
+                batch = self._without_delivered(batch, delivered_keys)
+                if batch.num_rows:
+                    pending.append(batch)
+            if sum(batch.num_rows for batch in pending) >= self._settings.batch_rows:
+                yield from self._flush(pending)
+        yield from self._flush(pending)
+
+    def _bound_connection(self) -> arrow_odbc.Connection:
+        """One connection for the narrowing statements, whose parameters carry key values (bound at the server)."""
+        try:
+            return arrow_odbc.connect(
+                connection_string=self._settings.connection_string(with_credentials=True, bind_on_server=True),
                 login_timeout_sec=self._settings.login_timeout_seconds,
             )
         except arrow_odbc.Error as exc:
             raise self._settings.connection_error(f"reading {self._spec.source_table} failed", exc) from None
+
+    def _without_delivered(self, batch: pa.RecordBatch, skip: dict[tuple, int]) -> pa.RecordBatch:
+        """Drops copies of the key that straddled the failure and were delivered before it."""
+        if not skip:
+            return batch
+        keep = np.ones(batch.num_rows, dtype=bool)
+        for row, key in enumerate(self._keys_of(batch)):
+            if skip.get(key, 0) > 0:
+                skip[key] -= 1
+                keep[row] = False
+        return batch.filter(pa.array(keep))
+
+    def _flush(self, pending: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Good rows of the narrowing chunks, combined into batches of the usual size."""
+        by_schema: dict[pa.Schema, list[pa.RecordBatch]] = {}
+        for batch in pending:
+            by_schema.setdefault(batch.schema, []).append(batch)
+        pending.clear()
+        for batches in by_schema.values():
+            for batch in pa.Table.from_batches(batches).combine_chunks().to_batches():
+                yield from self._tracked(batch)
+
+    def _narrow(self, connection: arrow_odbc.Connection, keys: list[tuple]) -> Iterator[pa.RecordBatch]:
+        """The rows of `keys`; a chunk that fails with SQL0802 is halved until each failing key is alone, and
+        a failing key's row is delivered field by field, its undeliverable fields as their stored bytes."""
+        statement = sql.select_keys(
+            self._layout.table, self._layout.select_names(self._spec.source_columns),
+            self._layout.select_names(self._spec.source_key_columns), keys,
+        )
         try:
-            for batch in reader:
-                if self._clock is not None:
-                    self._track_change_stamps(batch, self._clock)
-                yield batch
+            batches = [self._named(batch, self._spec.source_columns)
+                       for batch in self._reader(statement, connection)]
         except arrow_odbc.Error as exc:
-            raise self._settings.connection_error(
-                f"reading {self._spec.source_table} failed mid-stream", exc
-            ) from None
+            self._raise_unless_data_mapping(exc)
+            if len(keys) > 1:
+                middle = len(keys) // 2
+                yield from self._narrow(connection, keys[:middle])
+                yield from self._narrow(connection, keys[middle:])
+                return
+            yield self._field_by_field(connection, keys[0])
+            return
+        yield from batches
+
+    def _field_by_field(self, connection: arrow_odbc.Connection, key: tuple) -> pa.RecordBatch:
+        """One undeliverable row: each field read alone; a field Db2 for i cannot deliver is read with HEX
+        and handed over as its stored bytes (binary), which the decoders reject naming SQL0802. A key that
+        several rows hold (a file without a unique key) comes back as that many rows, its fields paired by
+        position; such rows are duplicates the engine quarantines anyway."""
+        key_names = self._layout.select_names(self._spec.source_key_columns)
+        arrays = []
+        for name in self._spec.source_columns:
+            column = self._layout.sql_names[name]
+            try:
+                value = self._single_column(
+                    connection, sql.select_keys(self._layout.table, [column], key_names, [key])
+                )
+            except arrow_odbc.Error as exc:
+                self._raise_unless_data_mapping(exc)
+                hexed = self._single_column(connection, sql.column_hex(self._layout.table, column, key_names, key))
+                value = pa.array([None if text is None else bytes.fromhex(text) for text in hexed.to_pylist()],
+                                 pa.binary())
+            arrays.append(value)
+        rows = min(len(array) for array in arrays)
+        return pa.RecordBatch.from_arrays([array.slice(0, rows) for array in arrays], names=self._spec.source_columns)
+
+    def _single_column(self, connection: arrow_odbc.Connection, statement: sql.Statement) -> pa.Array:
+        batches = list(self._reader(statement, connection))
+        return pa.concat_arrays([batch.column(0) for batch in batches]) if batches else pa.nulls(0)
 
     def _track_change_stamps(self, batch: pa.RecordBatch, clock: dt.datetime) -> None:
         """The newest stamp not past the server's clock taken before the read: a row stamped in the future
@@ -115,6 +350,11 @@ class As400Source:
     def __init__(self, settings: As400Settings) -> None:
         self.settings = settings
 
+    @property
+    def _optimize(self) -> bool:
+        """OPTIMIZE FOR is Db2 for i syntax that the PostgreSQL stand-in's grammar lacks."""
+        return self.settings.profile == "ibmi"
+
     def table_of(self, spec: TableSpec) -> sql.QualifiedTable:
         """The spec's table, refused unless it is both in the catalog and in AS400_ALLOWED_TABLES, and
         its column names are IBM i identifiers; all checked before any connection."""
@@ -136,18 +376,75 @@ class As400Source:
     def _query(self, statement: sql.Statement, table: sql.QualifiedTable) -> list[pyodbc.Row]:
         sql.guard_select(statement.sql, [table])
         with self.settings.connect() as connection:
-            try:
-                return connection.cursor().execute(statement.sql, *statement.parameters).fetchall()
-            except pyodbc.Error as exc:
-                raise self.settings.connection_error(f"query on {table} failed", exc) from None
+            return self._run(connection, statement, table)
 
-    def check_columns(self, spec: TableSpec) -> None:
-        """Fails naming the columns when the source table no longer matches the spec (missing or new ones)."""
+    def _run(self, connection: pyodbc.Connection, statement: sql.Statement, table: sql.QualifiedTable) -> list:
+        sql.guard_select(statement.sql, [table])
+        try:
+            return connection.cursor().execute(statement.sql, *statement.parameters).fetchall()
+        except pyodbc.Error as exc:
+            if is_data_mapping_error(exc):
+                raise As400DataMappingError(
+                    f"query on {table} failed: Db2 for i could not deliver its data: {self.settings.redact(str(exc))}"
+                ) from None
+            raise self.settings.connection_error(f"query on {table} failed", exc) from None
+
+    def source_columns(
+        self, table: sql.QualifiedTable, connection: pyodbc.Connection | None = None
+    ) -> list[SourceColumn]:
+        statement = sql.table_columns(table)
+        rows = self._run(connection, statement, table) if connection else self._query(statement, table)
+        return [
+            SourceColumn(row[0].strip(), (row[1] or row[0]).strip(), (row[2] or "").strip(), int(row[3] or 0),
+                         None if row[4] is None else int(row[4]), None if row[5] is None else int(row[5]))
+            for row in rows
+        ]
+
+    def check_columns(self, spec: TableSpec, connection: pyodbc.Connection | None = None) -> FileLayout:
+        """The file's layout, or a failure naming the columns: missing or new ones (schema drift), and
+        CCSID 65535 columns the spec would read with a text decoder; a multi-member file is refused.
+        On `connection` if given (a sensor tick signs on once, not once per file)."""
         table = self.table_of(spec)
-        present = [row[0].strip() for row in self._query(sql.table_columns(table), table)]
-        if not present:
+        if connection is None:
+            with self.settings.connect() as own:
+                return self.check_columns(spec, own)
+        columns = self.source_columns(table, connection)
+        members = self._run(connection, sql.table_statistics(table), table)
+        if not columns:
             raise SchemaDriftError(f"table {table} was not found in the AS400 catalog (QSYS2.SYSCOLUMNS2)")
+        if members and members[0][0] is not None and int(members[0][0]) > 1:
+            raise SchemaDriftError(
+                f"{table} has {int(members[0][0])} members; SQL reads only the first member of a multi-member file "
+                "(MC Press, Using Multiple Member Files with ODBC). Ask for an SQL alias per member "
+                "(CREATE ALIAS LIB.NAME FOR LIB.FILE(MEMBER)) and whitelist the aliases."
+            )
+        known = {*spec.source_columns, *spec.ignored_source_columns}
+        # A DDS field is the same column under its system name and its ALIAS (SQL) name: the spec may use
+        # either (SYSCOLUMNS2: COLUMN_NAME is "the SQL column name if one exists; otherwise the system name").
+        present = [column.system_name if column.system_name in known and column.name not in known else column.name
+                   for column in columns]
         require_source_columns(spec, present, str(table), complete=True)
+        sql_names = {spec_name: column.name for spec_name, column in zip(present, columns, strict=True)}
+        layout = FileLayout(table, tuple(columns), sql_names)
+        self._check_binary_columns(spec, layout, dict(zip(present, columns, strict=True)))
+        return layout
+
+    @staticmethod
+    def _check_binary_columns(spec: TableSpec, layout: FileLayout, by_name: dict[str, SourceColumn]) -> None:
+        """CCSID 65535 (FOR BIT DATA) columns hold EBCDIC bytes, which only EbcdicText decodes: any other
+        decoder over one stops the read before it starts, naming the column."""
+        wrong = [
+            f"{name} (read into {column.target} with {column.decoder!r})"
+            for column in spec.columns
+            for name in column.source
+            if by_name[name].ccsid == FOR_BIT_DATA and not isinstance(column.decoder, EbcdicText)
+        ]
+        if wrong:
+            raise SchemaDriftError(
+                f"{layout.table}: column(s) {', '.join(wrong)} are CCSID 65535 (FOR BIT DATA): the driver delivers "
+                "their EBCDIC bytes untranslated (TRANSLATE=0), so a text decoder cannot read them; decode them "
+                "with EbcdicText(ccsid=...) using the CCSID the data was written in (the system value QCCSID)"
+            )
 
     @staticmethod
     def changed_since(spec: TableSpec, since: Watermark | None) -> tuple[int, int] | None:
@@ -168,17 +465,21 @@ class As400Source:
     def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[As400Extraction]:
         table = self.table_of(spec)
         changed_since = self.changed_since(spec, since)
-        self.check_columns(spec)
-        statement = sql.select_rows(
-            table,
-            spec.source_columns,
-            changed_since=changed_since,
-            change_columns=spec.change_tracking.columns if spec.change_tracking else (),
-            order_by=spec.source_key_columns,
-        )
+        layout = self.check_columns(spec)
+        tracking = layout.select_names(spec.change_tracking.columns) if spec.change_tracking else []
+        keys = layout.select_names(spec.source_key_columns)
+
+        def read(columns: list[str]) -> sql.Statement:
+            return sql.select_rows(
+                table, columns, changed_since=changed_since, change_columns=tracking, order_by=keys,
+                optimize=sql.ALL_ROWS if self._optimize else None,
+            )
+
+        statement, listing = read(layout.select_names(spec.source_columns)), read(keys)
         sql.guard_select(statement.sql, [table])
+        sql.guard_select(listing.sql, [table])
         clock = self.source_clock(table) if spec.change_tracking else None
-        yield As400Extraction(self.settings, spec, [statement], clock)
+        yield As400Extraction(self.settings, spec, [statement], layout=layout, key_listing=listing, clock=clock)
 
     def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
         """Db2 for i compares CHAR values as if the shorter were padded with blanks ("Character string
@@ -191,14 +492,21 @@ class As400Source:
         table = self.table_of(spec)
         key_columns = spec.source_key_columns
         split = [tuple("" if part is None else str(part) for part in key) for key in keys]
+        chunks = [split[start : start + REPLAY_CHUNK] for start in range(0, len(split), REPLAY_CHUNK)]
+        for chunk in chunks:  # every key is checked (NUL, arity) before any connection
+            sql.guard_select(sql.select_keys(table, spec.source_columns, key_columns, chunk).sql, [table])
+        layout = self.check_columns(spec)
         statements = [
-            sql.select_keys(table, spec.source_columns, key_columns, split[start : start + REPLAY_CHUNK])
-            for start in range(0, len(split), REPLAY_CHUNK)
+            sql.select_keys(table, layout.select_names(spec.source_columns), layout.select_names(key_columns), chunk)
+            for chunk in chunks
         ]
         for statement in statements:
             sql.guard_select(statement.sql, [table])
-        self.check_columns(spec)
-        yield As400Extraction(self.settings, spec, statements)
+        yield As400Extraction(self.settings, spec, statements, layout=layout, chunks=chunks)
+
+    def full_sync_reason(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        """A change stamp cannot go backwards as a whole: an unusable watermark fails (InvalidWatermarkError)."""
+        return None
 
     def source_clock(self, table: sql.QualifiedTable) -> dt.datetime:
         """The IBM i's CURRENT TIMESTAMP (its local time, as the change stamps are)."""
@@ -206,32 +514,64 @@ class As400Source:
         return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value)[:26])
 
     def count_rows(self, spec: TableSpec) -> int:
+        """Rows in the file, by `COUNT(*)`: a query over the file (not its statistics), which through SQL
+        sees the first member only; `check_columns` refuses files with more than one member."""
         table = self.table_of(spec)
         return int(self._query(sql.count_rows(table), table)[0][0])
 
-    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
-        """A cheap "did anything change" marker per table: its newest change stamp and its row count.
+    def stamp_index(self, connection: pyodbc.Connection, spec: TableSpec, layout: FileLayout) -> str | None:
+        """An index, keyed logical file or constraint whose leading keys are the change-stamp columns (the
+        only way the sensor's newest-stamp query reads one row instead of sorting the file), or None."""
+        assert spec.change_tracking is not None
+        wanted = [name.upper() for name in layout.select_names(spec.change_tracking.columns)]
+        for schema, name, kind, keys in self._run(connection, sql.table_indexes(layout.table), layout.table):
+            # COLUMN_NAMES is "a comma separated list of the column names that define the index key"; an
+            # ordering word after a name, should one appear, is not part of it.
+            leading = [(key.split() or [""])[0].strip('"').upper() for key in (keys or "").split(",")]
+            leading = leading[: len(wanted)]
+            if leading == wanted:
+                return f"{schema.strip()}.{name.strip()} ({kind.strip()}: {keys.strip()})"
+        return None
 
-        One connection for all tables; the stamp is one row read through the change-stamp index, the
-        count comes from the table statistics on IBM i. Deletions move the count.
+    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
+        """A cheap "did anything change" marker per table: its newest plausible change stamp and its row count.
+
+        One connection for all tables. The stamp is one row read through an index led by the stamp columns,
+        checked first: without one every tick would sort the whole file, so the tick fails naming the index to
+        create. Stamps later than tomorrow (sentinels such as 9991231) are skipped. The count is a COUNT(*)
+        query; deletions move it.
         """
         markers: dict[str, str] = {}
-        statements = []
-        for spec in specs:
-            table = self.table_of(spec)
-            tracked = spec.change_tracking is not None
-            latest = sql.latest_change(table, spec.change_tracking.columns) if tracked else None
-            statements.append((spec, table, latest, sql.count_rows(table)))
+        tomorrow, _ = to_cyymmdd_hhmmss(dt.datetime.now() + FUTURE_TOLERANCE)
+        for spec in specs:  # every name is checked before any connection
+            self.table_of(spec)
         with self.settings.connect() as connection:
-            cursor = connection.cursor()
-            for spec, table, latest, count in statements:
+            for spec in specs:
+                layout = self.check_columns(spec, connection)
                 parts = []
-                for statement in filter(None, (latest, count)):
-                    sql.guard_select(statement.sql, [table])
-                    row = cursor.execute(statement.sql, *statement.parameters).fetchone()
-                    parts.append("empty" if row is None else ".".join(str(int(v)) for v in row))
+                statements = [sql.count_rows(layout.table)]
+                if spec.change_tracking is not None:
+                    if self.stamp_index(connection, spec, layout) is None:
+                        raise PermanentSourceError(self._missing_index(spec, layout))
+                    statements.insert(0, sql.latest_change(
+                        layout.table, layout.select_names(spec.change_tracking.columns), tomorrow,
+                        sql.FIRST_ROW if self._optimize else None,
+                    ))
+                for statement in statements:
+                    rows = self._run(connection, statement, layout.table)
+                    parts.append(".".join(str(int(v)) for v in rows[0]) if rows else "empty")
                 markers[spec.entity] = "/".join(parts)
         return markers
+
+    @staticmethod
+    def _missing_index(spec: TableSpec, layout: FileLayout) -> str:
+        columns = layout.select_names(spec.change_tracking.columns)  # type: ignore[union-attr]
+        return (
+            f"{layout.table} has no index led by {', '.join(columns)}: the change sensor's newest-stamp query would "
+            "sort the whole file (or build a temporary index) on every tick (Db2 for i Ordering optimization). "
+            f"Ask the DBA for CREATE INDEX {layout.table.library}.{layout.table.table[:6]}CHG ON {layout.table} "
+            f"({', '.join(f'{name} DESC' for name in columns)}), or leave the sensor off and rely on the schedules"
+        )
 
     def test_connection(self) -> str:
         """Opens a session and runs the probe; returns the server's answer as text."""
@@ -239,3 +579,64 @@ class As400Source:
             probe = sql.connection_probe()
             sql.guard_select(probe.sql, [])
             return str(connection.cursor().execute(probe.sql).fetchone()[0])
+
+    def connection_report(self, specs: list[TableSpec]) -> list[str]:
+        """What a DBA needs before the first sync: driver and server, isolation, text transfer, TLS, and per
+        whitelisted file its members, CCSIDs, journal and whether the sensor's stamp query has an index."""
+        lines: list[str] = []
+        with self.settings.connect() as connection:
+            probe = sql.connection_probe()
+            sql.guard_select(probe.sql, [])
+            connection.cursor().execute(probe.sql).fetchone()
+            info = {name: connection.getinfo(getattr(pyodbc, name)) for name in (
+                "SQL_DRIVER_NAME", "SQL_DRIVER_VER", "SQL_DBMS_NAME", "SQL_DBMS_VER", "SQL_DEFAULT_TXN_ISOLATION")}
+            lines.append(f"driver {info['SQL_DRIVER_NAME']} {info['SQL_DRIVER_VER']}; "
+                         f"server {info['SQL_DBMS_NAME']} {info['SQL_DBMS_VER']}")
+            default = _ISOLATIONS.get(info["SQL_DEFAULT_TXN_ISOLATION"], info["SQL_DEFAULT_TXN_ISOLATION"])
+            lines.append(f"isolation {self.settings.isolation} (driver default: {default})")
+            lines.append(f"text read as {self.settings.text_encoding.name}; TLS {self._tls()}")
+            for spec in specs:
+                lines.append(self._file_report(connection, spec))
+        return lines
+
+    def _tls(self) -> str:
+        if not self.settings.ssl:
+            return "OFF (AS400_SSL=false): passwords and data cross the network in clear"
+        if self.settings.profile == "ibmi":
+            return ("on (SSL=1: the driver encrypts all traffic or does not connect; CWBCO1050 means the "
+                    "system's certificate authority is not in the client's trust store)")
+        return "on (SSLmode=require: the stand-in refuses to connect without TLS)"
+
+    def _file_report(self, connection: pyodbc.Connection, spec: TableSpec) -> str:
+        table = self.table_of(spec)
+        columns = self.source_columns(table, connection)
+        if not columns:
+            return f"{spec.entity} {table}: NOT FOUND in QSYS2.SYSCOLUMNS2"
+        by_ccsid: dict[str, list[str]] = {}
+        for column in columns:
+            if column.ccsid is not None:
+                by_ccsid.setdefault(str(column.ccsid), []).append(column.name)
+        ccsids = "; ".join(f"CCSID {ccsid}: {', '.join(names)}" for ccsid, names in sorted(by_ccsid.items()))
+        stats = self._run(connection, sql.table_statistics(table), table)
+        members = f"{stats[0][0]} member(s), {stats[0][1]} rows" if stats else "members unknown"
+        names = self._run(connection, sql.system_names(table), table)
+        journal = "not journaled (or its journal is not readable by this user)"
+        system_name = "system name unknown"
+        if names:
+            library, file = names[0][0].strip(), names[0][1].strip()
+            system_name = f"system name {library}/{file}"
+            rows = self._run(connection, sql.journaling(library, file), table)
+            if rows:
+                journal = f"journaled to {rows[0][0].strip()}/{rows[0][1].strip()}"
+        report = f"{spec.entity} {table}: {system_name}; {members}; {ccsids or 'no character columns'}; {journal}"
+        if spec.change_tracking is not None:
+            try:
+                layout = self.check_columns(spec, connection)
+            except SchemaDriftError as exc:
+                return f"{report}; layout: {exc}"
+            index = self.stamp_index(connection, spec, layout)
+            report += f"; sensor stamp index: {index}" if index else f"; sensor: {self._missing_index(spec, layout)}"
+        return report
+
+
+_ISOLATIONS = {1: "read uncommitted", 2: "read committed", 4: "repeatable read", 8: "serializable"}

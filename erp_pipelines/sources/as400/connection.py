@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pyodbc
+from arrow_odbc import TextEncoding
 
 from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
 from erp_pipelines.sources.base import (
@@ -29,23 +30,58 @@ DriverProfile = Literal["ibmi", "postgresql"]
 # Rows per fetched Arrow batch: the memory bound of a sync (fetch buffers, decoded and staged copies).
 DEFAULT_BATCH_ROWS = 20_000
 
-# Read-only and extraction keywords per driver (see shared reference ibmi-odbc.md §1 and §8).
+# Read-only and extraction keywords per driver (see shared reference ibmi-odbc.md §1 and §8, and the IBM i
+# Access "Connection string keywords" pages, rzaik connectkeywords, cited per keyword below).
 PROFILE_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
     "ibmi": {
+        # 2 = read-only: SELECT statements only (Server properties, rzaikconnstrkeywordsservprop).
         "CONNTYPE": "2",
+        # 0 = SQL naming: LIB.FILE, every name qualified (Server properties).
         "NAM": "0",
+        # Isolation *CS (read committed): CMT=1 is the default isolation, and it applies to autocommit only
+        # with TRUEAUTOCOMMIT=1. "If TRUEAUTOCOMMIT is not set ... The default behavior will run autocommit
+        # using the *NONE isolation level" (IBM i Access "Isolation level considerations", rzaikcommitcontrol),
+        # and pyodbc and arrow-odbc both connect in autocommit. *NONE would read rows another job has
+        # changed and not committed, so a sync could load a row that job later rolls back. The price of *CS:
+        # a read waits for a row locked by an uncommitted change, up to the file's record wait time, then
+        # fails with SQL0913, which is retried as transient. README "The driver profile, and why" has more.
         "CMT": "1",
+        "TRUEAUTOCOMMIT": "1",
+        # The client code page for narrow (SQL_C_CHAR) data: 1208 = UTF-8, whatever the process locale says
+        # (IBM staff in IBM/node-odbc #46, IBM/nodejs-itoolkit #327). Text payloads are read as UTF-16 anyway
+        # (TEXT_ENCODING below); this covers the catalog strings pyodbc reads narrow.
+        "CCSID": "1208",
+        # Hexadecimal sort sequence, pinned: a language sort sequence changes what = and ORDER BY mean on CHAR
+        # columns and keeps the optimizer from ordered index use ("Using indexes and sort sequence with
+        # ordering", rzajq). Replay and key narrowing rely on = meaning equal bytes.
+        "SORTTYPE": "0",
         "UNICODESQL": "1",
         "BLOCKFETCH": "1",
         "BLOCKSIZE": "4096",
         "COMPRESSION": "1",
         "DFT": "5",
+        # CCSID 65535 (FOR BIT DATA) character data arrives as binary; decoded per column (EbcdicText).
         "TRANSLATE": "0",
         "TRIMCHAR": "0",
         "XDYNAMIC": "0",
     },
     # ByteaAsLongVarBinary=0: bytea (the stand-in's CHAR FOR BIT DATA) comes back bounded, as on IBM i.
-    "postgresql": {"ReadOnly": "1", "UseDeclareFetch": "1", "Fetch": "10000", "ByteaAsLongVarBinary": "0"},
+    # ConnSettings pins the client encoding as CCSID=1208 does on IBM i: psqlODBC's ANSI driver would
+    # otherwise deliver text in whatever client encoding the DSN or PGCLIENTENCODING names.
+    "postgresql": {
+        "ReadOnly": "1", "UseDeclareFetch": "1", "Fetch": "10000", "ByteaAsLongVarBinary": "0",
+        "ConnSettings": "{SET client_encoding TO 'UTF8'}",
+    },
+}  # fmt: skip
+# How arrow-odbc transfers text. UTF-16 (wide) "ODBC defines the encoding to be always UTF-16", so nothing
+# depends on a client code page (arrow-odbc TextEncoding docs); IBM's driver converts to UTF-16 itself.
+# psqlODBC's ANSI driver cannot (SQLGetData SQL_C_WCHAR: "07006 Received an unsupported type"), so the
+# stand-in reads narrow text in the client encoding pinned above.
+TEXT_ENCODING: dict[DriverProfile, TextEncoding] = {"ibmi": TextEncoding.UTF16, "postgresql": TextEncoding.UTF8}
+# What the session's isolation is, as test-connection reports it.
+ISOLATION: dict[DriverProfile, str] = {
+    "ibmi": "*CS (read committed): CMT=1 with TRUEAUTOCOMMIT=1",
+    "postgresql": "read committed (PostgreSQL default; the stand-in)",
 }
 # For statements whose parameters carry values: psqlODBC's declare/fetch cursor would write the values
 # into the SQL text itself, so these run without it and the server receives them bound ($1, $2, ...).
@@ -59,13 +95,29 @@ SERVER_BINDING_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
 TUNABLE_KEYWORDS: dict[DriverProfile, frozenset[str]] = {
     "ibmi": frozenset({
         "BLOCKFETCH", "BLOCKSIZE", "COMPRESSION", "LAZYCLOSE", "PREFETCH", "MAXFIELDLEN", "QUERYTIMEOUT",
-        "SORTTYPE", "SORTSEQUENCE", "LANGUAGEID", "MAXDECPREC", "MAXDECSCALE", "MINDIVSCALE",
+        "MAXDECPREC", "MAXDECSCALE", "MINDIVSCALE",
     }),
     "postgresql": frozenset({
         "Fetch", "UseDeclareFetch", "MaxVarcharSize", "MaxLongVarcharSize", "UnknownSizes", "KeepaliveTime",
         "KeepaliveInterval",
     }),
 }  # fmt: skip
+# Keywords that change what the data means or how it is read, pinned by the profile and refused as options
+# with the reason: an operator reaching for them needs to know what they would break.
+PINNED_KEYWORDS: dict[DriverProfile, dict[str, str]] = {
+    "ibmi": {
+        **dict.fromkeys(
+            ("SORTTYPE", "SORTSEQUENCE", "LANGUAGEID", "SORTTABLE", "SORTWEIGHT"),
+            "the sort sequence is pinned to hexadecimal (SORTTYPE=0): another one changes what = and ORDER BY "
+            "mean on CHAR columns, so replayed keys and key ranges would match other rows",
+        ),
+        **dict.fromkeys(("CMT", "TRUEAUTOCOMMIT"), "the isolation is pinned to *CS (CMT=1, TRUEAUTOCOMMIT=1)"),
+        "CCSID": "the client code page is pinned to UTF-8 (CCSID=1208)",
+        "TRANSLATE": "the translation is pinned off (TRANSLATE=0): CCSID 65535 columns are decoded per column "
+        "(EbcdicText)",
+    },
+    "postgresql": {"ConnSettings": "the client encoding is pinned to UTF8"},
+}
 # Settings written into the connection string as keyword values, by attribute.
 KEYWORD_SETTINGS = {
     "dsn": "AS400_DSN",
@@ -97,9 +149,29 @@ class As400ConfigError(SettingError):
 
 
 def _braced(value: str) -> str:
-    """A value in braces, taken literally by every driver: unbraced, psqlODBC would also decode %XX in a
-    password (a password holding `%41` would arrive as `A`)."""
+    """A value in ODBC braces, `}` doubled (SQLDriverConnect connection-string grammar)."""
     return "{" + value.replace("}", "}}") + "}"
+
+
+# Characters the ODBC connection-string grammar reserves: a value holding one must be braced (SQLDriverConnect:
+# "attribute values that contain the characters []{}(),;?*=!@ not enclosed with braces should be avoided").
+_NEEDS_BRACES = re.compile(r"[\[\]{}(),;?*=!@]|^\s|\s$")
+
+
+def password_value(profile: DriverProfile, password: str) -> str:
+    """PWD as each driver reads it back unchanged.
+
+    psqlODBC: always braced. Its parser keeps braced values literally and percent-decodes unbraced ones
+    (`decode_or_remove_braces` in psqlodbc dlg_specific.c), so `%41` unbraced would arrive as `A`.
+    IBM i Access: unbraced unless the grammar needs braces. IBM documents no brace handling for PWD, and
+    IBM's own Python dialect passes the password bare (IBM/sqlalchemy-ibmi base.py create_connect_args:
+    "PWD=%s"), so a password is sent the way IBM's code sends it; one that holds a reserved character can
+    only be written braced, which relies on the driver following the ODBC grammar (README: check with
+    test-connection once before enabling schedules, since each failed sign-on counts against QMAXSIGN).
+    """
+    if profile == "postgresql" or _NEEDS_BRACES.search(password):
+        return _braced(password)
+    return password
 
 
 @dataclass(frozen=True)
@@ -168,6 +240,9 @@ class As400Settings:
             key, separator, value = (part.strip() for part in option.partition("="))
             if key.upper() in _CREDENTIAL_KEYWORDS:
                 raise As400ConfigError("AS400_ODBC_OPTIONS must not carry credentials; use AS400_USERNAME/PASSWORD")
+            pinned = {name.upper(): reason for name, reason in PINNED_KEYWORDS[self.profile].items()}
+            if key.upper() in pinned:
+                raise As400ConfigError(f"AS400_ODBC_OPTIONS: {key} cannot be set: {pinned[key.upper()]}")
             if key.upper() not in allowed:
                 raise As400ConfigError(
                     f"AS400_ODBC_OPTIONS: {key!r} is not a tuning keyword of the {self.profile} driver profile "
@@ -211,10 +286,18 @@ class As400Settings:
             parts.update(SERVER_BINDING_KEYWORDS[self.profile])
         if with_credentials:
             # The user needs no braces (its syntax characters are refused) and psqlODBC would keep them in
-            # the name; the password is always braced, which both drivers decode.
+            # the name; the password's form is per driver (password_value).
             parts["UID"] = self.username
-            parts["PWD"] = _braced(self.password)
+            parts["PWD"] = password_value(self.profile, self.password)
         return ";".join(f"{key}={value}" for key, value in parts.items())
+
+    @property
+    def text_encoding(self) -> TextEncoding:
+        return TEXT_ENCODING[self.profile]
+
+    @property
+    def isolation(self) -> str:
+        return ISOLATION[self.profile]
 
     def redact(self, text: str) -> str:
         """Removes the password (and its ODBC-escaped form) from a message before it is shown."""
@@ -248,6 +331,13 @@ class As400Settings:
             )
         except pyodbc.Error as exc:
             raise self.connection_error(f"cannot connect to the AS400 ({self.describe()})", exc) from None
+        if self.profile == "postgresql":
+            # Text both ways as UTF-8 narrow text, in the client encoding the profile pins: psqlODBC's ANSI
+            # driver takes and delivers no UTF-16 ("HYC00 Unrecognized C_parameter type", "07006 Received an
+            # unsupported type"). IBM's driver keeps pyodbc's default, UTF-16.
+            connection.setencoding(encoding="utf-8")
+            for kind in (pyodbc.SQL_CHAR, pyodbc.SQL_WCHAR):
+                connection.setdecoding(kind, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
         try:
             yield connection
         finally:

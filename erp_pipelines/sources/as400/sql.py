@@ -2,8 +2,10 @@
 
 Every statement sent to the AS400 is built here and then passed through `guard_select`, which accepts
 only one read-only SELECT over whitelisted tables. Values are never part of the text: they travel as
-bound parameters. Only the common subset of Db2 for i and PostgreSQL is emitted (`FETCH FIRST n ROWS
-ONLY`, `FOR READ ONLY`, quoted upper-case names, `?` markers).
+bound parameters. Db2 for i syntax is emitted (`FETCH FIRST n ROWS ONLY`, `FOR READ ONLY`, quoted upper-case
+names, `?` markers, `HEX()`, which the stand-in defines as a function), and the optimize clause (`OPTIMIZE
+FOR ALL ROWS`, `OPTIMIZE FOR 1 ROW`) for the `ibmi` driver profile only: the PostgreSQL stand-in's grammar
+has no such clause (`ALL_ROWS`, `FIRST_ROW` below).
 
 A `streamed` statement (the table read) goes through a server-side cursor; on the stand-in psqlODBC then
 writes its parameters into the cursor's text itself (escaped), which is why only integers the code
@@ -19,7 +21,11 @@ from dataclasses import dataclass
 
 from erp_pipelines.sources.base import PermanentSourceError
 
-IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_#@$]{0,127}$")
+# IBM i system names (libraries, files, fields) may begin with A-Z, $, # or @ and go on with those, digits and _
+# (IBM Db2 for i SQL reference, "Identifiers" / "SQL identifiers", rbafzsqlidts; system names are at most
+# 10 characters, SQL names 128, "SQL limits" rbafzlimtabs). Every name is sent delimited and upper case,
+# which Db2 for i treats as the same name as the ordinary identifier.
+IDENTIFIER = re.compile(r"^[A-Z$#@][A-Z0-9_#@$]{0,127}$")
 
 
 class UnsafeSqlError(PermanentSourceError, ValueError):
@@ -29,7 +35,9 @@ class UnsafeSqlError(PermanentSourceError, ValueError):
 def quote_identifier(name: str) -> str:
     """A delimited Db2 identifier, after checking it is an ordinary upper-case system/SQL name."""
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
-        raise UnsafeSqlError(f"invalid IBM i identifier {name!r}: expected upper-case letters, digits, _#@$")
+        raise UnsafeSqlError(
+            f"invalid IBM i identifier {name!r}: expected an upper-case letter, $, # or @, then letters, digits, _#@$"
+        )
     return f'"{name}"'
 
 
@@ -72,6 +80,33 @@ class Statement:
     streamed: bool = False
 
 
+# Db2 for i optimize-clause (select-statement, rbafzintsel): "OPTIMIZE FOR ALL ROWS" tells the optimizer the
+# whole result is read, so it plans a scan (and a sort) rather than row-by-row index probing; "OPTIMIZE FOR 1
+# ROW" asks for the first row fast. Without it the goal is the interface's default (QAQQINI
+# OPTIMIZATION_GOAL: "determined by the interface (ODBC, ..., OPTIMIZE FOR nnn ROWS clause)").
+ALL_ROWS, FIRST_ROW = "OPTIMIZE FOR ALL ROWS", "OPTIMIZE FOR 1 ROW"
+
+
+def _finish(sql: str, optimize: str | None) -> str:
+    """Trailing clauses: the optimize clause (IBM i only) and FOR READ ONLY, which lets Db2 for i block rows
+    and take no update locks (read-only-clause, rbafzreadonly). The select-statement's trailing clauses may
+    come "in any order, each once" (rbafzintsel)."""
+    return f"{sql} {optimize} FOR READ ONLY" if optimize else f"{sql} FOR READ ONLY"
+
+
+def changed_since_condition(
+    date_column: str, time_column: str, changed_since: tuple[int, int]
+) -> tuple[str, tuple[str, ...]]:
+    """`(D > ? OR (D = ? AND T >= ?))`: Db2 for i basic predicates allow row values only with = and <>, so
+    the (date, time) comparison is spelled out (basic predicate, IBM i 7.1 SQL reference)."""
+    date, time = (quote_identifier(date_column), quote_identifier(time_column))
+    stamp_date, stamp_time = changed_since
+    return (
+        f"({date} > ? OR ({date} = ? AND {time} >= ?))",
+        (str(int(stamp_date)), str(int(stamp_date)), str(int(stamp_time))),
+    )
+
+
 def select_rows(
     table: QualifiedTable,
     columns: Sequence[str],
@@ -79,18 +114,17 @@ def select_rows(
     changed_since: tuple[int, int] | None = None,
     change_columns: Sequence[str] = (),
     order_by: Sequence[str] = (),
+    optimize: str | None = None,
 ) -> Statement:
     """The extraction query; with `changed_since` only rows whose (date, time) change stamp is ≥ it."""
     sql = f"SELECT {', '.join(quote_identifier(c) for c in columns)} FROM {table.sql}"
     parameters: tuple[str, ...] = ()
     if changed_since is not None:
-        date_column, time_column = (quote_identifier(c) for c in change_columns)
-        sql += f" WHERE ({date_column} > ? OR ({date_column} = ? AND {time_column} >= ?))"
-        date, time = changed_since
-        parameters = (str(int(date)), str(int(date)), str(int(time)))
+        condition, parameters = changed_since_condition(*change_columns, changed_since)
+        sql += f" WHERE {condition}"
     if order_by:
         sql += f" ORDER BY {', '.join(quote_identifier(c) for c in order_by)}"
-    return Statement(sql + " FOR READ ONLY", parameters, streamed=True)
+    return Statement(_finish(sql, optimize), parameters, streamed=True)
 
 
 def select_keys(table: QualifiedTable, columns: Sequence[str], key_columns: Sequence[str],
@@ -109,24 +143,90 @@ def select_keys(table: QualifiedTable, columns: Sequence[str], key_columns: Sequ
     return Statement(sql, tuple(str(value) for key in keys for value in key))
 
 
+def column_hex(table: QualifiedTable, column: str, key_columns: Sequence[str], key: Sequence[str]) -> Statement:
+    """One field of one row as the hex of its stored bytes. HEX works on the internal representation, so it
+    reads a packed or zoned field whose bytes are no valid number (blanks, x'40') without the SQL0802 a
+    plain fetch raises: IT Jungle "SQL and Invalid Decimal Data" (2013) finds such rows with
+    `hex(customerid) = '40404040'`; Db2 for i SQL reference, HEX scalar function."""
+    match = " AND ".join(f"{quote_identifier(c)} = ?" for c in key_columns)
+    return Statement(
+        f"SELECT HEX({quote_identifier(column)}) FROM {table.sql} WHERE {match} FOR READ ONLY",
+        tuple(str(value) for value in key),
+    )
+
+
 def count_rows(table: QualifiedTable) -> Statement:
+    """`COUNT(*)` runs a query over the file; through SQL it sees only the first member of a multi-member
+    file (MC Press, "Using Multiple Member Files with ODBC"), which `check_members` refuses to read."""
     return Statement(f"SELECT COUNT(*) FROM {table.sql} FOR READ ONLY")
 
 
-def latest_change(table: QualifiedTable, change_columns: Sequence[str]) -> Statement:
-    """The newest change stamp, read through the change-stamp index (one row, never a table scan)."""
+def latest_change(
+    table: QualifiedTable, change_columns: Sequence[str], not_after: int, optimize: str | None = None
+) -> Statement:
+    """The newest plausible change stamp: stamps after `not_after` (a CYYMMDD; sentinels such as 9991231
+    that some programs write for "never") are skipped, or one such row would freeze the marker. Cheap only
+    when an index leads with the two stamp columns: otherwise Db2 for i sorts the file or builds a
+    temporary index for every call ("Ordering optimization", rzajq orderingopt); `stamp_index` checks."""
     date_column, time_column = (quote_identifier(c) for c in change_columns)
     return Statement(
-        f"SELECT {date_column}, {time_column} FROM {table.sql} "
-        f"ORDER BY {date_column} DESC, {time_column} DESC FETCH FIRST 1 ROWS ONLY FOR READ ONLY"
+        _finish(
+            f"SELECT {date_column}, {time_column} FROM {table.sql} WHERE {date_column} <= ? "
+            f"ORDER BY {date_column} DESC, {time_column} DESC FETCH FIRST 1 ROWS ONLY",
+            optimize,
+        ),
+        (str(int(not_after)),),
     )
 
 
 def table_columns(table: QualifiedTable) -> Statement:
+    """The file's columns from QSYS2.SYSCOLUMNS2 (IBM i 7.4 catalog): COLUMN_NAME is "the SQL column name if
+    one exists; otherwise the system column name", SYSTEM_COLUMN_NAME the (DDS) system name, CCSID 65535 marks
+    FOR BIT DATA (binary) character data."""
     return Statement(
-        'SELECT "COLUMN_NAME" FROM "QSYS2"."SYSCOLUMNS2" WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? '
+        'SELECT "COLUMN_NAME", "SYSTEM_COLUMN_NAME", "DATA_TYPE", "LENGTH", "NUMERIC_SCALE", "CCSID" '
+        'FROM "QSYS2"."SYSCOLUMNS2" WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? '
         'ORDER BY "ORDINAL_POSITION" FOR READ ONLY',
         (table.library, table.table),
+    )
+
+
+def table_statistics(table: QualifiedTable) -> Statement:
+    """Members and rows of the file: QSYS2.SYSTABLESTAT NUMBER_ROWS is the "number of valid rows in all
+    partitions or members of the table", NUMBER_PARTITIONS the number of members (IBM i 7.4, rbafzcatsyststat)."""
+    return Statement(
+        'SELECT "NUMBER_PARTITIONS", "NUMBER_ROWS" FROM "QSYS2"."SYSTABLESTAT" '
+        'WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? FOR READ ONLY',
+        (table.library, table.table),
+    )
+
+
+def table_indexes(table: QualifiedTable) -> Statement:
+    """Every index over the file, SQL index, keyed logical or keyed physical file or constraint alike, with its
+    key columns as a comma-separated list (QSYS2.SYSPARTITIONINDEXSTAT, IBM i 7.4 rbafzcatsyspistat)."""
+    return Statement(
+        'SELECT "INDEX_SCHEMA", "INDEX_NAME", "INDEX_TYPE", "COLUMN_NAMES" FROM "QSYS2"."SYSPARTITIONINDEXSTAT" '
+        'WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? FOR READ ONLY',
+        (table.library, table.table),
+    )
+
+
+def system_names(table: QualifiedTable) -> Statement:
+    """The file's 10-character system library and file names (QSYS2.SYSTABLES), which IBM i services use."""
+    return Statement(
+        'SELECT "SYSTEM_TABLE_SCHEMA", "SYSTEM_TABLE_NAME" FROM "QSYS2"."SYSTABLES" '
+        'WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? FOR READ ONLY',
+        (table.library, table.table),
+    )
+
+
+def journaling(system_library: str, system_file: str) -> Statement:
+    """The journal of a file, if any: QSYS2.JOURNALED_OBJECTS (IBM i 7.3+) lists journaled objects by system
+    name; it shows only journals the user may read (*OBJOPR and a data authority to the journal)."""
+    return Statement(
+        'SELECT "JOURNAL_LIBRARY", "JOURNAL_NAME" FROM "QSYS2"."JOURNALED_OBJECTS" '
+        'WHERE "OBJECT_LIBRARY" = ? AND "OBJECT_NAME" = ? AND "OBJECT_TYPE" = ? FOR READ ONLY',
+        (system_library, system_file, "*FILE"),
     )
 
 
@@ -142,15 +242,20 @@ def source_clock() -> Statement:
 
 
 _TOKEN = re.compile(
-    r"""\s*(?:(?P<quoted>"[A-Z][A-Z0-9_#@$]{0,127}")|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>\d+)"""
+    r"""\s*(?:(?P<quoted>"[A-Z$#@][A-Z0-9_#@$]{0,127}")|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>\d+)"""
     r"""|(?P<symbol><=|>=|<>|[(),.=<>?*])|(?P<other>\S))"""
 )
 _ALLOWED_WORDS = {
     "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "ORDER", "BY", "ASC", "DESC", "FETCH", "FIRST", "ROWS",
-    "ROW", "ONLY", "FOR", "READ", "COUNT", "MAX", "MIN", "IS", "NULL", "IN", "BETWEEN",
+    "ROW", "ONLY", "FOR", "READ", "COUNT", "MAX", "MIN", "IS", "NULL", "IN", "BETWEEN", "HEX", "OPTIMIZE", "ALL",
     "CAST", "AS", "CURRENT_TIMESTAMP", "TIMESTAMP",
 }  # fmt: skip
-_CATALOG_TABLES = frozenset({QualifiedTable("QSYS2", "SYSCOLUMNS2"), QualifiedTable("SYSIBM", "SYSDUMMY1")})
+# The only places OPTIMIZE (and ALL) may stand: right before the final FOR READ ONLY.
+_OPTIMIZE_CLAUSES = (["OPTIMIZE", "FOR", "ALL", "ROWS"], ["OPTIMIZE", "FOR", "1", "ROW"])
+_CATALOG_TABLES = frozenset({
+    QualifiedTable("QSYS2", name)
+    for name in ("SYSCOLUMNS2", "SYSTABLES", "SYSTABLESTAT", "SYSPARTITIONINDEXSTAT", "JOURNALED_OBJECTS")
+} | {QualifiedTable("SYSIBM", "SYSDUMMY1")})
 
 
 def guard_select(sql: str, allowed: Iterable[QualifiedTable]) -> None:
@@ -176,6 +281,9 @@ def guard_select(sql: str, allowed: Iterable[QualifiedTable]) -> None:
         raise UnsafeSqlError("refused SQL: only SELECT statements may reach the AS400")
     if words[-3:] != ["FOR", "READ", "ONLY"]:
         raise UnsafeSqlError("refused SQL: the statement must end with FOR READ ONLY")
+    optimizing = "OPTIMIZE" in words or "ALL" in words
+    if optimizing and (words[-7:-3] not in _OPTIMIZE_CLAUSES or words.count("OPTIMIZE") != 1 or words.count("ALL") > 1):
+        raise UnsafeSqlError("refused SQL: OPTIMIZE only as OPTIMIZE FOR ALL ROWS / 1 ROW before FOR READ ONLY")
     if words.count("SELECT") != 1:
         raise UnsafeSqlError("refused SQL: sub-selects are not allowed")
     if "FROM" not in words:

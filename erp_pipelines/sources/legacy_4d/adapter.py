@@ -1,4 +1,4 @@
-"""The 4D source adapter: one licensed REST session per read, keyset pages turned into Arrow batches."""
+"""The 4D source adapter: reads in the deployment's one 4D session, keyset pages turned into Arrow batches."""
 
 from __future__ import annotations
 
@@ -25,8 +25,21 @@ from erp_pipelines.sources.base import (
 from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
 
 GLOBAL_STAMP = "__GlobalStamp"
+DELETED_RECORDS = "__DeletedRecords"
 REPLAY_CHUNK = 200
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
+# Stamps re-read below the watermark: a record saved inside a 4D transaction before the watermark was read and
+# committed after its page was read carries a stamp below the next watermark (DOC
+# https://developer.4d.com/docs/ORDA/global-stamp stamps at each save, nothing about transactions). The merge is
+# idempotent, so re-reading costs only the rows saved meanwhile.
+DEFAULT_OVERLAP_STAMPS = 1000
+DATASTORE_MARKER = "__datastore_global_stamp"
+"""Key of the change sensor's cursor that holds the datastore stamp seen last (not an entity)."""
+
+
+class StampWentBackwardsError(InvalidWatermarkError):
+    """4D's global stamp is below the stored watermark: restored data file, ``setGlobalStamp()``, another data
+    file. Stamps since the watermark no longer mean "changed since": only a full sync is right."""
 
 
 def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.RecordBatch:
@@ -81,34 +94,42 @@ class Legacy4DExtraction:
         since: Watermark | None,
         batch_rows: int,
         keys: list[str] | None = None,
+        *,
+        primary_key: str | None = None,
+        overlap_stamps: int = DEFAULT_OVERLAP_STAMPS,
     ) -> None:
         self._client = client
         self._spec = spec
         self._since = since
         self._batch_rows = batch_rows
         self._keys = keys
+        self._primary_key = primary_key or spec.source_key_columns[0]
+        self._overlap = overlap_stamps
         self._stamp: int | None = None
 
     @property
     def _key(self) -> str:
         return self._spec.source_key_columns[0]
 
+    def _from_stamp(self) -> int:
+        return max(0, int((self._since or {})["global_stamp"]) - self._overlap)
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         spec = self._spec
-        tracked = spec.change_tracking is not None and self._keys is None
-        if tracked:
-            self._stamp = self._client.global_stamp()
         if self._keys is not None:
             yield from self._replay_batches()
             return
         if spec.distinct_values_of:
-            values = [v for v in self._client.distinct_values(spec.source_table, spec.distinct_values_of)
-                      if isinstance(v, str) and v.strip()]
-            yield pa.RecordBatch.from_arrays([pa.array(values, pa.string())], names=[spec.distinct_values_of])
+            yield self._derived_batch(self._derived_values())
             return
+        tracked = spec.change_tracking is not None
+        if tracked:
+            self._stamp = self._client.global_stamp(spec.source_table, self._key)
+            if self._since is not None:
+                check_stamp_not_behind(spec, self._since, self._stamp)
         filters: list[Condition] = []
         if self._since is not None and tracked:
-            filters.append((GLOBAL_STAMP, ">=", int(self._since["global_stamp"])))
+            filters.append((GLOBAL_STAMP, ">=", self._from_stamp()))
         columns = spec.source_columns
         pending: list[dict[str, Any]] = []
         for page in self._client.iter_pages(spec.source_table, key=self._key, fields=columns, filters=filters):
@@ -119,15 +140,44 @@ class Legacy4DExtraction:
         if pending:
             yield records_to_batch(pending, columns)
 
+    def _derived_values(self) -> list[object]:
+        """Every value of the referenced attribute, one per decoded value, from a complete keyset read.
+
+        Not ``$distinct``: 4D pages it by entities and compares without regard to case and accents (DOC
+        docs/REST/$distinct.md, EntitySelectionClass.distinct()), so "Tools" would hide "tools" and paging would
+        miss values. The values are decoded here exactly as the referring column decodes them (the spec's key
+        decoder), so each application row matches what its referrers hold, byte for byte: exact, case- and
+        accent-sensitive. A value that decodes to nothing (blank) names no category.
+        """
+        attribute = self._spec.distinct_values_of or ""
+        raw: list[object] = []
+        for page in self._client.iter_pages(self._spec.source_table, key=self._primary_key, fields=[attribute]):
+            raw.extend(record.get(attribute) for record in page)
+        if not raw:
+            return []
+        column = records_to_batch([{attribute: value} for value in raw], [attribute]).column(0)
+        decoded = self._spec.column(self._spec.business_key[0]).decoder([column])
+        invalid = decoded.invalid_rows()
+        chosen: dict[object, object] = {}
+        for row, value in enumerate(decoded.values.to_pylist()):
+            if invalid[row]:
+                chosen.setdefault(("invalid", json.dumps(raw[row], default=str)), raw[row])
+            elif value is not None:
+                chosen.setdefault(value, raw[row])
+        return list(chosen.values())
+
+    def _derived_batch(self, values: list[object]) -> pa.RecordBatch:
+        name = self._spec.distinct_values_of or ""
+        return records_to_batch([{name: value} for value in values], [name]) if values else \
+            pa.RecordBatch.from_arrays([pa.array([], pa.string())], names=[name])
+
     def _replay_batches(self) -> Iterator[pa.RecordBatch]:
         """Only the entities whose keys are quarantined (IN lists, bound as $params)."""
         keys = self._keys or []
         columns = self._spec.source_columns
         if self._spec.distinct_values_of:
             wanted = set(keys)
-            values = self._client.distinct_values(self._spec.source_table, self._spec.distinct_values_of)
-            yield pa.RecordBatch.from_arrays([pa.array([v for v in values if v in wanted], pa.string())],
-                                             names=[self._spec.distinct_values_of])
+            yield self._derived_batch([value for value in self._derived_values() if str(value) in wanted])
             return
         for start in range(0, len(keys), REPLAY_CHUNK):
             records = self._records_with_keys(keys[start : start + REPLAY_CHUNK], columns)
@@ -161,12 +211,20 @@ class Legacy4DExtraction:
         return {}
 
     def deleted_keys(self) -> pa.RecordBatch | None:
-        """Keys in `__DeletedRecords` stamped since the watermark (4D's data change tracking), except those
-        that exist again: an entity deleted and then created anew under the same key is live, and its new
-        version is read by this run or, if created after its page was read, by the next one."""
+        """Keys in `__DeletedRecords` stamped since the watermark (less the overlap), except those that exist
+        again: an entity deleted and then created anew under the same key is live, and its new version is read
+        by this run or, if created after its page was read, by the next one."""
         if self._since is None or self._spec.change_tracking is None or self._keys is not None:
             return None
-        deleted = self._client.deleted_records(self._spec.source_table, int(self._since["global_stamp"]))
+        try:
+            deleted = self._client.deleted_records(self._spec.source_table, self._from_stamp())
+        except Legacy4DError as exc:
+            if exc.status != 404:
+                raise
+            raise SchemaDriftError(
+                f"{self._spec.entity}: 4D's {DELETED_RECORDS} table is not exposed to REST, so deletions cannot be "
+                "read (data change tracking: DOC https://developer.4d.com/docs/ORDA/global-stamp); expose it, or "
+                "run full syncs, which soft-delete what disappeared") from None
         keys = list(dict.fromkeys(str(record["__PrimaryKey"]) for record in deleted))
         live = {
             str(record[self._key])
@@ -177,39 +235,73 @@ class Legacy4DExtraction:
         return pa.RecordBatch.from_arrays([pa.array(gone, pa.string())], names=[self._key])
 
 
+def check_stamp_not_behind(spec: TableSpec, since: Watermark, stamp: int) -> None:
+    """Refuse an incremental read from a watermark the datastore's stamp is below (see StampWentBackwardsError)."""
+    reason = stamp_behind_reason(spec, since, stamp)
+    if reason:
+        raise StampWentBackwardsError(reason)
+
+
+def stamp_behind_reason(spec: TableSpec, since: Watermark, stamp: int) -> str | None:
+    stored = int(since["global_stamp"])
+    if stamp >= stored:
+        return None
+    return (f"{spec.entity}: 4D's global stamp is {stamp}, below the stored watermark {stored}: the data file was "
+            "restored or replaced, or setGlobalStamp() moved it back, so stamps no longer tell what changed since "
+            "the last sync; a full sync re-reads the table")
+
+
 class Legacy4DSource:
-    """Reads the 4D ERP through its REST server; every read logs in once and logs out at the end."""
+    """Reads the 4D ERP through its REST server, in the deployment's one session (see ``session.py``)."""
 
     system = "legacy_4d"
 
-    def __init__(self, client_factory: Callable[[], Legacy4DClient], batch_rows: int = 5_000) -> None:
+    def __init__(
+        self, client_factory: Callable[[], Legacy4DClient], batch_rows: int = 5_000,
+        overlap_stamps: int = DEFAULT_OVERLAP_STAMPS,
+    ) -> None:
         self._client_factory = client_factory
         self.batch_rows = batch_rows
+        self.overlap_stamps = overlap_stamps
+        self.retry_refused_login = False  # set by an operator's explicit check (test-connection)
 
     @contextmanager
     def session(self) -> Iterator[Legacy4DClient]:
-        """One REST session (one 4D client license), released on exit even after an error."""
+        """A client on the deployment's session; its HTTP connections are closed on exit, the session is not
+        (it holds the license this deployment keeps, and the next caller reuses it)."""
         client = self._client_factory()
-        client.connect()
+        client.retry_refused = client.retry_refused or self.retry_refused_login
         try:
+            client.connect()
             yield client
         finally:
-            client.disconnect()
+            client.close()
 
     def _check(self, spec: TableSpec) -> None:
         if spec.source_system != self.system:
             raise TableNotAllowedError(f"{spec.entity} is not a table of the 4D ERP")
 
-    def check_attributes(self, client: Legacy4DClient, spec: TableSpec) -> None:
+    def check_attributes(self, client: Legacy4DClient, spec: TableSpec) -> str:
         """Schema drift: the dataclass's stored attributes must be exactly those the spec knows (relations
-        and computed attributes are navigation, not data: their storage attributes are what is read)."""
-        catalog = client.catalog()
-        dataclass = next((dc for dc in catalog.get("dataClasses", []) if dc.get("name") == spec.source_table), None)
-        if dataclass is None:
-            raise SchemaDriftError(f"dataclass {spec.source_table} is not exposed by the 4D REST server")
+        and computed attributes are navigation, not data: their storage attributes are what is read).
+        Returns the dataclass's primary key attribute (from ``key`` of ``$catalog/{dataClass}``)."""
+        dataclass = self._dataclass(client, spec.source_table)
         present = [attribute["name"] for attribute in dataclass.get("attributes", [])
                    if attribute.get("kind", "storage") == "storage"]
         require_source_columns(spec, present, f"4D {spec.source_table}", complete=True)
+        keys = [key.get("name") for key in dataclass.get("key", []) if isinstance(key, dict)]
+        return str(keys[0]) if keys else spec.source_key_columns[0]
+
+    @staticmethod
+    def _dataclass(client: Legacy4DClient, name: str) -> dict:
+        try:
+            return client.dataclass(name)
+        except ValueError:
+            raise SchemaDriftError(f"dataclass {name!r} is not exposed by the 4D REST server (not a 4D name)") from None
+        except Legacy4DError as exc:
+            if exc.status == 404:
+                raise SchemaDriftError(f"dataclass {name} is not exposed by the 4D REST server") from None
+            raise
 
     @staticmethod
     def checked_watermark(spec: TableSpec, since: Watermark | None) -> Watermark | None:
@@ -226,13 +318,25 @@ class Legacy4DSource:
             )
         return {**since, "global_stamp": stamp}
 
+    def full_sync_reason(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        """Why an incremental run of ``spec`` must be a full one instead (the engine asks before it starts):
+        the datastore's stamp went below the stored watermark. One one-entity request."""
+        self._check(spec)
+        since = self.checked_watermark(spec, since)
+        if since is None or spec.change_tracking is None:
+            return None
+        with self.session() as client:
+            stamp = client.global_stamp(spec.source_table, spec.source_key_columns[0])
+        return stamp_behind_reason(spec, since, stamp)
+
     @contextmanager
     def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[Legacy4DExtraction]:
         self._check(spec)
         since = self.checked_watermark(spec, since)
         with self.session() as client:
-            self.check_attributes(client, spec)
-            yield Legacy4DExtraction(client, spec, since, self.batch_rows)
+            primary_key = self.check_attributes(client, spec)
+            yield Legacy4DExtraction(client, spec, since, self.batch_rows, primary_key=primary_key,
+                                     overlap_stamps=self.overlap_stamps)
 
     def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
         """The key attribute's typed value: a numeric primary key stays a number even in a batch whose key
@@ -248,44 +352,109 @@ class Legacy4DSource:
         """Only the entities with these quarantine keys, for a replay."""
         self._check(spec)
         with self.session() as client:
-            self.check_attributes(client, spec)
-            yield Legacy4DExtraction(client, spec, None, self.batch_rows,
+            primary_key = self.check_attributes(client, spec)
+            yield Legacy4DExtraction(client, spec, None, self.batch_rows, primary_key=primary_key,
                                      keys=["" if key[0] is None else str(key[0]) for key in keys])
 
     def count_rows(self, spec: TableSpec) -> int:
         self._check(spec)
         with self.session() as client:
             if spec.distinct_values_of:
-                values = client.distinct_values(spec.source_table, spec.distinct_values_of)
-                return len([v for v in values if isinstance(v, str) and v.strip()])
+                primary_key = self.check_attributes(client, spec)
+                return len(Legacy4DExtraction(client, spec, None, self.batch_rows,
+                                              primary_key=primary_key)._derived_values())
             return client.count(spec.source_table)
 
     def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
-        """Per table: the newest `__GlobalStamp` of its dataclass and of its `__DeletedRecords` entries.
+        """Markers from scratch (no previous tick): see `change_markers_since`."""
+        return self.change_markers_since(specs, {})
 
-        4D writes the current global stamp into every saved entity and every deletion record, so the pair
-        moves on any insert, update or delete of that dataclass; two one-entity requests per dataclass.
+    def change_markers_since(self, specs: list[TableSpec], previous: dict[str, str]) -> dict[str, str]:
+        """Per entity, the datastore stamp at which its dataclass was last seen changing; one request per tick.
+
+        4D writes the current global stamp into every saved entity and every ``__DeletedRecords`` entry, then
+        increments it (DOC https://developer.4d.com/docs/ORDA/global-stamp), so one cheap request (the top-level
+        stamp of a one-entity page) tells whether anything changed since the last tick. Only when it moved:
+        one request per tracked dataclass for its saves (``__GlobalStamp >= last``) and, if anything was
+        deleted at all, one per dataclass for its deletions. A stamp that went backwards marks every entity.
         """
-        markers: dict[str, str] = {}
-        by_table: dict[str, str] = {}
+        for spec in specs:
+            self._check(spec)
+        tracked = [spec for spec in specs if spec.change_tracking is not None]
+        probe = (tracked or specs)[0]
         with self.session() as client:
-            for spec in specs:
-                self._check(spec)
-                if spec.source_table not in by_table:
-                    newest = client.query_table(spec.source_table, fields=[GLOBAL_STAMP], limit=1,
-                                                order_by=f"{GLOBAL_STAMP} desc")
-                    deleted = client.query_table("__DeletedRecords", [("__TableName", "===", spec.source_table)],
-                                                 fields=["__Stamp"], limit=1, order_by="__Stamp desc")
-                    by_table[spec.source_table] = (
-                        f"{newest[0][GLOBAL_STAMP] if newest else 0}/{deleted[0]['__Stamp'] if deleted else 0}"
-                    )
-                markers[spec.entity] = by_table[spec.source_table]
+            stamp = client.global_stamp(probe.source_table, probe.source_key_columns[0])
+            last_text = previous.get(DATASTORE_MARKER)
+            last = int(last_text) if last_text and last_text.isdigit() else None
+            markers = {spec.entity: previous.get(spec.entity, str(stamp)) for spec in specs}
+            if last is None or stamp < last:
+                markers = {spec.entity: str(stamp) if last is None else f"reset@{stamp}" for spec in specs}
+            elif stamp > last:
+                changed = self._tables_changed_since(client, tracked, last)
+                markers.update({spec.entity: str(stamp) for spec in specs if spec.source_table in changed})
+        markers[DATASTORE_MARKER] = str(stamp)
         return markers
 
-    def test_connection(self) -> str:
+    @staticmethod
+    def _tables_changed_since(client: Legacy4DClient, specs: list[TableSpec], stamp: int) -> set[str]:
+        tables = {spec.source_table: spec.source_key_columns[0] for spec in specs}
+        changed = {table for table, key in tables.items()
+                   if client.query_table(table, [(GLOBAL_STAMP, ">=", stamp)], fields=[key], limit=1)}
+        if client.query_table(DELETED_RECORDS, [("__Stamp", ">=", stamp)], fields=["__Stamp"], limit=1):
+            changed |= {table for table in tables if table not in changed and client.query_table(
+                DELETED_RECORDS, [("__TableName", "===", table), ("__Stamp", ">=", stamp)], fields=["__Stamp"],
+                limit=1)}
+        return changed
+
+    def test_connection(self, specs: list[TableSpec] | None = None) -> str:
+        """What an operator needs to know before the first sync: the login mode works, the dataclasses, data
+        change tracking ready (`__GlobalStamp` exposed on each tracked dataclass, `__DeletedRecords` exposed,
+        a stamp above 0), and the licenses in use as far as ``$info`` may tell. Raises on any problem."""
+        specs = specs or []
         with self.session() as client:
-            names = [dc["name"] for dc in client.catalog().get("dataClasses", [])]
-        return ", ".join(names)
+            names = [dc.get("name") for dc in client.catalog().get("dataClasses", [])]
+            tracked = [spec for spec in specs if spec.change_tracking is not None]
+            probe = tracked[0] if tracked else None
+            stamp = client.global_stamp(probe.source_table, probe.source_key_columns[0]) if probe else None
+            problems = self._tracking_problems(client, tracked, names)
+            licenses = self._licenses_in_use(client)
+        if problems:
+            raise SchemaDriftError("4D data change tracking is not ready: " + "; ".join(problems))
+        mode = ("force login (authentify)" if client.auth_mode == "authentify" else
+                "default mode, directory login" if client.username else "default mode, open access")
+        tracking = f"change tracking ready (global stamp {stamp})" if stamp is not None else "no tracked table"
+        return f"{mode}; {tracking}; {licenses}; dataclasses: {', '.join(str(n) for n in names)}"
+
+    def _tracking_problems(self, client: Legacy4DClient, specs: list[TableSpec], names: list[object]) -> list[str]:
+        problems = []
+        if specs and DELETED_RECORDS not in names:
+            problems.append(f"{DELETED_RECORDS} is not exposed (deletions cannot be read)")
+        elif specs:
+            attributes = {a.get("name") for a in self._dataclass(client, DELETED_RECORDS).get("attributes", [])}
+            missing = sorted({"__PrimaryKey", "__Stamp", "__TableName"} - attributes)
+            if missing:
+                problems.append(f"{DELETED_RECORDS} lacks {', '.join(missing)}")
+        for table in dict.fromkeys(spec.source_table for spec in specs):
+            if table not in names:
+                problems.append(f"dataclass {table} is not exposed")
+                continue
+            stamp = next((a for a in self._dataclass(client, table).get("attributes", [])
+                          if a.get("name") == GLOBAL_STAMP), None)
+            if stamp is None:
+                problems.append(f"{table} has no exposed {GLOBAL_STAMP} attribute")
+            elif stamp.get("type") != "long64":
+                problems.append(f"{table}.{GLOBAL_STAMP} is {stamp.get('type')}, not Integer 64 bits (long64)")
+        return problems
+
+    @staticmethod
+    def _licenses_in_use(client: Legacy4DClient) -> str:
+        try:
+            sessions = client.info().get("sessionInfo")
+        except Legacy4DError as exc:
+            return f"licenses in use: not readable ($info answered HTTP {exc.status}; it may need an Admin login)"
+        if not isinstance(sessions, list):
+            return "licenses in use: not reported by $info"
+        return f"REST sessions open on the server: {len(sessions)} (this deployment keeps one)"
 
 
-__all__ = ["Legacy4DError", "Legacy4DSource", "records_to_batch"]
+__all__ = ["Legacy4DError", "Legacy4DSource", "StampWentBackwardsError", "records_to_batch"]

@@ -5,16 +5,24 @@ from __future__ import annotations
 import pytest
 
 from erp_pipelines.sources.as400.sql import (
+    ALL_ROWS,
+    FIRST_ROW,
     QualifiedTable,
     UnsafeSqlError,
+    column_hex,
     connection_probe,
     count_rows,
     guard_select,
+    journaling,
     latest_change,
     parse_whitelist,
     quote_identifier,
+    select_keys,
     select_rows,
+    system_names,
     table_columns,
+    table_indexes,
+    table_statistics,
 )
 
 PRODUCTS = QualifiedTable("PRODUCTLIB", "PRODUCTS")
@@ -28,7 +36,17 @@ BAD_NAMES = [
     "",
     "A" * 129,
     'A" OR "1"="1',
+    "_X",  # _ may not begin a system name
+    "9LIB",
 ]
+
+
+@pytest.mark.parametrize("name", ["$ITEMS", "#QTY", "@PRICE", "ITM$#@_9", "Q$" + "X" * 126])
+def test_names_beginning_with_dollar_hash_at_are_ibm_i_names(name: str) -> None:
+    """IBM i system names may begin with $, # or @ (SQL reference, Identifiers); they were refused."""
+    assert quote_identifier(name) == f'"{name}"'
+    table = QualifiedTable.parse(f"$LIB.{name}")
+    guard_select(select_rows(table, [name, "#B"], order_by=[name]).sql, [table])
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -60,12 +78,26 @@ def test_extraction_query_is_db2_for_i() -> None:
         'WHERE ("CHGDAT" > ? OR ("CHGDAT" = ? AND "CHGTIM" >= ?)) ORDER BY "ITEMNO" FOR READ ONLY'
     )
     assert statement.parameters == ("1250101", "1250101", "93000")
-    for generated in (statement, count_rows(PRODUCTS), latest_change(PRODUCTS, ["CHGDAT", "CHGTIM"]),
-                      table_columns(PRODUCTS), connection_probe()):
+    newest = latest_change(PRODUCTS, ["CHGDAT", "CHGTIM"], 1261202, FIRST_ROW)
+    generated_statements = (
+        statement, select_rows(PRODUCTS, ["ITEMNO"], order_by=["ITEMNO"], optimize=ALL_ROWS), count_rows(PRODUCTS),
+        newest, table_columns(PRODUCTS), connection_probe(), table_statistics(PRODUCTS), table_indexes(PRODUCTS),
+        system_names(PRODUCTS), journaling("PRODUCTLIB", "PRODUCTS"),
+        column_hex(PRODUCTS, "CHGDAT", ["ITEMNO"], ["A"]), select_keys(PRODUCTS, ["ITEMNO"], ["ITEMNO"], [["A"]]),
+    )
+    for generated in generated_statements:
         guard_select(generated.sql, [PRODUCTS])
         for postgres_only in ("LIMIT", "OFFSET", "::", "ILIKE", "RETURNING", "NOW()"):
             assert postgres_only not in generated.sql.upper()
-    assert "FETCH FIRST 1 ROWS ONLY" in latest_change(PRODUCTS, ["CHGDAT", "CHGTIM"]).sql
+    assert newest.sql == (
+        'SELECT "CHGDAT", "CHGTIM" FROM "PRODUCTLIB"."PRODUCTS" WHERE "CHGDAT" <= ? '
+        'ORDER BY "CHGDAT" DESC, "CHGTIM" DESC FETCH FIRST 1 ROWS ONLY OPTIMIZE FOR 1 ROW FOR READ ONLY'
+    )
+    assert newest.parameters == ("1261202",)  # sentinel stamps such as 9991231 lie beyond it
+    assert select_rows(PRODUCTS, ["ITEMNO"], optimize=ALL_ROWS).sql.endswith(" OPTIMIZE FOR ALL ROWS FOR READ ONLY")
+    assert column_hex(PRODUCTS, "CHGDAT", ["ITEMNO"], ["A"]).sql == (
+        'SELECT HEX("CHGDAT") FROM "PRODUCTLIB"."PRODUCTS" WHERE "ITEMNO" = ? FOR READ ONLY'
+    )
 
 
 REFUSED_STATEMENTS = [
@@ -90,6 +122,13 @@ REFUSED_STATEMENTS = [
     'SELECT * FROM "PRODUCTLIB"."PRODUCTS" FOR READ ONLY; COMMIT',
     'select pg_sleep(10) from "PRODUCTLIB"."PRODUCTS" FOR READ ONLY',
     '',
+    'SELECT * FROM "PRODUCTLIB"."PRODUCTS" OPTIMIZE FOR 10 ROWS FOR READ ONLY',
+    'SELECT ALL * FROM "PRODUCTLIB"."PRODUCTS" FOR READ ONLY',
+    'SELECT * FROM "PRODUCTLIB"."PRODUCTS" FOR READ ONLY OPTIMIZE FOR ALL ROWS',
+    'SELECT * FROM "PRODUCTLIB"."PRODUCTS" OPTIMIZE FOR ALL ROWS OPTIMIZE FOR ALL ROWS FOR READ ONLY',
+    'SELECT * FROM "PRODUCTLIB"."PRODUCTS" UNION ALL SELECT * FROM "PRODUCTLIB"."PRODUCTS" '
+    'OPTIMIZE FOR ALL ROWS FOR READ ONLY',
+    'SELECT * FROM "QSYS2"."USER_INFO" FOR READ ONLY',
 ]
 
 
