@@ -3,17 +3,20 @@ every run the application tables, the open quarantine and the run's counts compa
 
 The stand-in is written as its owner (the ERP's own writes) with psycopg2; the sync reads it through ODBC as
 production does, in small batches (3-7 rows), so duplicates land on every side of a batch boundary. Parent
-PRODUCTLIB.PRODUCTS (SKU unique among live products) and child INVENTORYLIB.INVENTORY (orphans).
+PRODUCTLIB.PRODUCTS (SKU unique among live products) and child INVENTORYLIB.INVENTORY (orphans), both without
+a unique key for the test, as DDS physical files without UNIQUE are, so the same key can be held twice.
 
 Decoding is the model's own, from the documented formats (IBM i: CHAR is blank-padded and compares ignoring
-trailing blanks only, so ' 777' and '777' are two records with one decoded key; CYYMMDD dates with C=0 for 19xx
-and C=1 for 20xx and 0 for "no date"; HHMMSS times; DECIMAL quantities) and the contract.
+trailing blanks only, so ' 777' and '777' are two records and two target keys, '777 ' and '777' one; CYYMMDD
+dates with C=0 for 19xx and C=1 for 20xx and 0 for "no date"; HHMMSS times; DECIMAL quantities) and the
+contract.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -137,7 +140,7 @@ def changed_at(row: dict[str, Any], faults: set[str]) -> dt.datetime | None:
 
 def decode_product(row: dict[str, Any]) -> Record:
     faults: set[str] = set()
-    item = row["ITEMNO"].strip(" ")
+    item = row["ITEMNO"].rstrip(" ")
     if not item:
         faults.add("item_number")
     created = cyymmdd(row["CRTDAT"])
@@ -165,7 +168,7 @@ def decode_product(row: dict[str, Any]) -> Record:
 
 def decode_stock(row: dict[str, Any]) -> Record:
     faults: set[str] = set()
-    item, warehouse = row["ITEMNO"].strip(" "), row["WHSE"].strip(" ")
+    item, warehouse = row["ITEMNO"].rstrip(" "), row["WHSE"].rstrip(" ")
     for column, value in (("item_number", item), ("warehouse", warehouse)):
         if not value:
             faults.add(column)
@@ -233,6 +236,45 @@ VIEWS = {
 }
 
 
+class PhysicalFile:
+    """One stand-in table as the ERP writes it, without a unique key (a DDS physical file without UNIQUE holds
+    duplicates): rows are told apart by their PostgreSQL row address, keys compare as Db2 compares CHAR."""
+
+    def __init__(self, stand: As400Stand, table: str, key_columns: tuple[str, ...]) -> None:
+        self.stand, self.table, self.key_columns = stand, table, key_columns
+        self.rows: list[dict[str, Any]] = []  # the raw rows as written, each with its "ctid"
+
+    def key(self, row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(row[name].rstrip(" ") for name in self.key_columns)
+
+    def find(self, key: tuple[str, ...]) -> dict[str, Any] | None:
+        """The first row with this exact key (trailing blanks ignored, leading ones significant)."""
+        wanted = tuple(part.rstrip(" ") for part in key)
+        return next((row for row in self.rows if self.key(row) == wanted), None)
+
+    def write(self, values: dict[str, Any], existing: dict[str, Any] | None) -> None:
+        """Changes `existing` to `values`, or inserts them as a new row (a duplicate when the key exists)."""
+        columns = list(values)
+        names = ", ".join(f'"{name}"' for name in columns)
+        with self.stand.owner.cursor() as cursor:
+            if existing is None:
+                cursor.execute(f"insert into {self.table} ({names}) values ({', '.join(['%s'] * len(columns))}) "
+                               "returning ctid::text", tuple(values.values()))
+                self.rows.append(values)
+            else:
+                sets = ", ".join(f'"{name}" = %s' for name in columns)
+                cursor.execute(f"update {self.table} set {sets} where ctid = %s::tid returning ctid::text",
+                               (*values.values(), existing["ctid"]))
+                values = existing | values
+                self.rows[self.rows.index(existing)] = values
+            values["ctid"] = cursor.fetchone()[0]
+
+    def delete(self, existing: dict[str, Any] | None) -> None:
+        if existing is not None:
+            self.stand.sql(f"delete from {self.table} where ctid = %s::tid", (existing["ctid"],))
+            self.rows.remove(existing)
+
+
 class As400Machine(RuleBasedStateMachine, ModelChecks):
     """Random source changes and runs; after each run the model and the application database must agree."""
 
@@ -245,8 +287,8 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
         self.engine = self.stand.engine
         self.expected_constraints = self.stand.constraints
         self.stand.counter.examples += 1
-        self.products: dict[str, dict[str, Any]] = {}  # exact key -> the raw row as written
-        self.stock: dict[tuple[str, str], dict[str, Any]] = {}
+        self.products = PhysicalFile(self.stand, '"PRODUCTLIB"."PRODUCTS"', ("ITEMNO",))
+        self.stock = PhysicalFile(self.stand, '"INVENTORYLIB"."INVENTORY"', ("ITEMNO", "WHSE"))
         self.models = {"product": TableModel("product", unique_column="sku"),
                        "product_stock": TableModel("product_stock", parent="product")}
         self.batch_rows = 5
@@ -267,28 +309,10 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
             date = 0
         return date, time
 
-    def _write(self, table: str, key_columns: tuple[str, ...], rows: dict, key: tuple, row: dict) -> None:
-        """Insert or replace one stand-in row, keyed as Db2 compares CHAR (trailing blanks ignored)."""
-        columns = list(row)
-        if key in rows:
-            where = " and ".join(f'"{name}" = %s' for name in key_columns)
-            sets = ", ".join(f'"{name}" = %s' for name in columns)
-            self.stand.sql(f"update {table} set {sets} where {where}", (*row.values(), *key))
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            self.stand.sql(f"insert into {table} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)}) "
-                           f"values ({marks})", tuple(row.values()))
-        rows[key] = row
-
-    def _write_product(self, row: dict[str, Any], stamp_kind: str = "now") -> None:
-        row["CHGDAT"], row["CHGTIM"] = self._stamp(stamp_kind)
-        self._write('"PRODUCTLIB"."PRODUCTS"', ("ITEMNO",), self.products, (row["ITEMNO"].rstrip(" "),), row)
-
-    def _delete(self, table: str, key_columns: tuple[str, ...], rows: dict, key: tuple) -> None:
-        if key in rows:
-            where = " and ".join(f'"{name}" = %s' for name in key_columns)
-            self.stand.sql(f"delete from {table} where {where}", key)
-            del rows[key]
+    def _write_product(self, values: dict[str, Any], existing: dict[str, Any] | None,
+                       stamp_kind: str = "now") -> None:
+        values["CHGDAT"], values["CHGTIM"] = self._stamp(stamp_kind)
+        self.products.write(values, existing)
 
     @initialize(batch_rows=st.integers(3, 7))
     def choose_batch_size(self, batch_rows: int) -> None:
@@ -296,79 +320,77 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
 
     @rule(item=st.sampled_from(ITEM_NUMBERS), description=st.sampled_from(DESCRIPTIONS),
           sku=st.sampled_from(SKUS), item_class=st.sampled_from(CLASSES), unit=st.sampled_from(["EA", ""]),
-          status=st.sampled_from(STATUSES), created=st.sampled_from(DATES), stamp_kind=st.sampled_from(STAMPS))
+          status=st.sampled_from(STATUSES), created=st.sampled_from(DATES), stamp_kind=st.sampled_from(STAMPS),
+          another_copy=st.booleans())
     def write_product(self, item: str, description: str, sku: str, item_class: str, unit: str, status: str,
-                      created: int, stamp_kind: str) -> None:
-        """Insert a product, or change one (same exact key)."""
+                      created: int, stamp_kind: str, another_copy: bool) -> None:
+        """Insert a product, change one, or insert another row with an existing key (a duplicate)."""
         self._step()
         self._write_product({"ITEMNO": item, "ITEMDESC": description, "SKU": sku, "ITEMCLS": item_class,
-                             "UOM": unit, "ITEMSTS": status, "CRTDAT": created}, stamp_kind)
+                             "UOM": unit, "ITEMSTS": status, "CRTDAT": created},
+                            None if another_copy else self.products.find((item,)), stamp_kind)
 
     @rule(item=st.sampled_from(ITEM_NUMBERS))
     def delete_product(self, item: str) -> None:
         self._step()
-        self._delete('"PRODUCTLIB"."PRODUCTS"', ("ITEMNO",), self.products, (item.rstrip(" "),))
+        self.products.delete(self.products.find((item,)))
 
     @rule(item=st.sampled_from(STOCK_ITEMS), warehouse=st.sampled_from(WAREHOUSES),
           on_hand=st.sampled_from(QUANTITIES), allocated=st.sampled_from(["0", "1.500", "-0.001"]),
           unit=st.sampled_from(["EA", ""]), bin_location=st.sampled_from(BINS), lot=st.sampled_from(LOT_FLAGS),
-          stamp_kind=st.sampled_from(STAMPS))
+          stamp_kind=st.sampled_from(STAMPS), another_copy=st.booleans())
     def write_stock(self, item: str, warehouse: str, on_hand: str, allocated: str, unit: str, bin_location: str,
-                    lot: str, stamp_kind: str) -> None:
+                    lot: str, stamp_kind: str, another_copy: bool) -> None:
         self._step()
         date, time = self._stamp(stamp_kind)
-        row = {"ITEMNO": item, "WHSE": warehouse, "ONHAND": on_hand, "ALLOC": allocated, "ONORD": "0",
-               "UOM": unit, "BIN": bin_location, "LOTCTL": lot, "CHGDAT": date, "CHGTIM": time}
-        self._write('"INVENTORYLIB"."INVENTORY"', ("ITEMNO", "WHSE"), self.stock,
-                    (item.rstrip(" "), warehouse.rstrip(" ")), row)
+        values = {"ITEMNO": item, "WHSE": warehouse, "ONHAND": on_hand, "ALLOC": allocated, "ONORD": "0",
+                  "UOM": unit, "BIN": bin_location, "LOTCTL": lot, "CHGDAT": date, "CHGTIM": time}
+        self.stock.write(values, None if another_copy else self.stock.find((item, warehouse)))
 
     @rule(item=st.sampled_from(STOCK_ITEMS), warehouse=st.sampled_from(WAREHOUSES))
     def delete_stock(self, item: str, warehouse: str) -> None:
         self._step()
-        self._delete('"INVENTORYLIB"."INVENTORY"', ("ITEMNO", "WHSE"), self.stock,
-                     (item.rstrip(" "), warehouse.rstrip(" ")))
+        self.stock.delete(self.stock.find((item, warehouse)))
 
     @rule(items=st.lists(st.sampled_from(ITEM_NUMBERS), min_size=2, max_size=3, unique_by=lambda i: i.rstrip()))
     def rotate_skus(self, items: list[str]) -> None:
         """Two products swap their SKUs, or three rotate them (contract 4)."""
         self._step()
-        present = [self.products[item.rstrip(" ")] for item in items if item.rstrip(" ") in self.products]
+        present = [row for row in (self.products.find((item,)) for item in items) if row is not None]
         skus = [row["SKU"] for row in present]
         for row, sku in zip(present, skus[1:] + skus[:1], strict=True):
-            self._write_product({**row, "SKU": sku})
+            self._write_product({"SKU": sku}, row)
 
     @rule(old=st.sampled_from(ITEM_NUMBERS), new=st.sampled_from(ITEM_NUMBERS))
     def recreate_under_new_key(self, old: str, new: str) -> None:
         """A product deleted and created again under another key with the old SKU (a value freed by deletion)."""
         self._step()
-        row = self.products.get(old.rstrip(" "))
-        if row is None or new.rstrip(" ") in self.products:
+        row = self.products.find((old,))
+        if row is None or self.products.find((new,)) is not None:
             return
-        self._delete('"PRODUCTLIB"."PRODUCTS"', ("ITEMNO",), self.products, (old.rstrip(" "),))
-        self._write_product({**row, "ITEMNO": new})
+        self.products.delete(row)
+        self._write_product({**{name: value for name, value in row.items() if name != "ctid"}, "ITEMNO": new}, None)
 
     @rule(item=st.sampled_from(ITEM_NUMBERS), sku=st.sampled_from(SKUS[:6]))
     def fix_product(self, item: str, sku: str) -> None:
         """The ERP's user corrects a product (stamped now): every value valid, the SKU kept when it was valid."""
         self._step()
-        row = self.products.get(item.rstrip(" "))
+        row = self.products.find((item,))
         if row is None:
             return
         kept = row["SKU"] if "sku" not in decode_product(row).faults else sku
-        self._write_product({**row, "ITEMDESC": "FIXED", "SKU": kept, "ITEMCLS": "FAST", "ITEMSTS": "A",
-                             "CRTDAT": 1240115})
+        self._write_product({"ITEMDESC": "FIXED", "SKU": kept, "ITEMCLS": "FAST", "ITEMSTS": "A",
+                             "CRTDAT": 1240115}, row)
 
     @rule(item=st.sampled_from(STOCK_ITEMS), warehouse=st.sampled_from(WAREHOUSES))
     def fix_stock(self, item: str, warehouse: str) -> None:
         self._step()
-        key = (item.rstrip(" "), warehouse.rstrip(" "))
-        row = self.stock.get(key)
+        row = self.stock.find((item, warehouse))
         if row is None:
             return
         date, time = self._stamp("now")
-        self._write('"INVENTORYLIB"."INVENTORY"', ("ITEMNO", "WHSE"), self.stock, key,
-                    {**row, "ONHAND": "1.000", "ALLOC": "0", "BIN": "B1", "LOTCTL": "N", "CHGDAT": date,
-                     "CHGTIM": time})
+        self.stock.write({"ONHAND": "1.000", "ALLOC": "0", "BIN": "B1", "LOTCTL": "N", "CHGDAT": date,
+                          "CHGTIM": time}, row)
 
     # --- runs ------------------------------------------------------------------------------------------
 
@@ -412,8 +434,8 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
 
     def _read(self, entity: str, mode: str) -> tuple[str, list[Record]]:
         """What the run reads, as the contract says (8, 10); returns the effective mode too."""
-        rows, decode = (self.products, decode_product) if entity == "product" else (self.stock, decode_stock)
-        records = [decode(row) for row in rows.values()]
+        rows, decode = (self.products.rows, decode_product) if entity == "product" else (self.stock.rows, decode_stock)
+        records = [decode(row) for row in rows]
         watermark = self._watermark(entity)
         if mode == "incremental" and watermark is None:
             mode = "full"
@@ -422,7 +444,7 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
         if mode == "full":
             return mode, records
         date, time = to_cyymmdd(watermark - OVERLAP)  # type: ignore[operator]
-        return mode, [record for record, row in zip(records, rows.values(), strict=True)
+        return mode, [record for record, row in zip(records, rows, strict=True)
                       if row["CHGDAT"] > date or (row["CHGDAT"] == date and row["CHGTIM"] >= time)]
 
     def _run(self, entity: str, mode: str, failure: Failure | None) -> None:
@@ -462,14 +484,27 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
         self.check_run(entity, described, outcome, problems)
 
 
+KEYLESS = {'"PRODUCTLIB"."PRODUCTS"': ('"PRODUCTS_PK"', '"ITEMNO"'),
+           '"INVENTORYLIB"."INVENTORY"': ('"INVENTORY_PK"', '"ITEMNO", "WHSE"')}
+
+
 @pytest.fixture
-def as400_stand(as400_owner_url: str, app_url: str) -> Any:
+def as400_stand(as400_owner_url: str, app_url: str) -> Iterator[As400Stand]:
+    """The stand-in's files without their primary keys for the test (DDS physical files without UNIQUE: real
+    IBM i files hold duplicate keys), given back afterwards."""
     create_schema(as400_owner_url)
     counter = StepCounter("as400")
     stand = As400Stand(as400_owner_url, empty_app_database(app_url), app_url, counter)
-    yield stand
-    stand.owner.close()
-    print(counter.report())
+    for table, (constraint, _) in KEYLESS.items():
+        stand.sql(f"alter table {table} drop constraint if exists {constraint}")
+    try:
+        yield stand
+    finally:
+        stand.reset()
+        for table, (constraint, columns) in KEYLESS.items():
+            stand.sql(f"alter table {table} add constraint {constraint} primary key ({columns})")
+        stand.owner.close()
+        print(counter.report())
 
 
 def test_as400_sync_agrees_with_the_reference_model(as400_stand: As400Stand) -> None:

@@ -29,8 +29,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
+from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_OVERLAP_STAMPS, Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines_tests.conftest import empty_app_database
 from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, start_emulator
 from erp_pipelines_tests.model.harness import (
@@ -78,7 +79,7 @@ VIEWS = {
 IDS = [1, 2, 3, 4, 5, 6]
 NAMES = ["Valve", "Pipe 'A|B'", "   ", "", "Valve\x01", "Lamp\x85", "X" * 201, None]
 SKUS = ["S1", "S2", "S3", "S4", "S|5", "S'6", "", None]
-CATEGORIES = ["Valves", "Plumbing", "Plumbing ", "Tools  ", "", None, "Gl\x9fue"]
+CATEGORIES = ["Valves", "Plumbing", "Plumbing ", "Tools  ", "tools", "", None, "\xa0", "Gl\x9fue"]
 PRICES = [10.5, 10, 0, 12.25, -1.0, 12.00001, 1e15, None, float("nan")]
 TAX_RATES = [19.0, None, 7, 150.0]
 FLAGS = [False, True, None]
@@ -101,14 +102,17 @@ def text(value: object, column: str, faults: set[str], *, required: bool = False
 
 
 def category(value: object, faults: set[str]) -> str | None:
-    """Products.Category as the product column decodes it: trailing blanks dropped, blank is none; the derived
-    category must use exactly this (contract)."""
+    """Products.Category as the product column decodes it, and so the derived category too (contract): trailing
+    spaces dropped, all-whitespace text (NBSP too) is no category, case and accents kept (the documented choice
+    of the catalog: "Tools" and "tools" are two categories)."""
     if value is None:
         return None
     name = str(value).rstrip(" ")
+    if not name.strip():
+        return None
     if _control(name) or len(name) > 100:
         faults.add("category")
-    return name or None
+    return name
 
 
 def number(value: object, column: str, faults: set[str], *, digits: int, scale: int, required: bool = False,
@@ -222,6 +226,7 @@ class FourDStand:
 
     def __post_init__(self) -> None:
         self.writer = RestWriter(self.server.base_url)
+        self.sessions = SessionJar()  # one 4D session for every run, as a deployment keeps it (licenses)
         with self.engine.connect() as connection:
             self.constraints = constraints(connection)
 
@@ -230,12 +235,12 @@ class FourDStand:
         self.store.truncate()
         reset_app_database(self.app_url, self.constraints)
 
-    def source(self, page_size: int, batch_rows: int) -> Legacy4DSource:
+    def source(self, page_size: int, batch_rows: int, overlap: int) -> Legacy4DSource:
         """The 4D source with small pages and batches; no retries, so an injected failure fails the read."""
         def client() -> Legacy4DClient:
             return Legacy4DClient(self.server.host, self.server.port, USERNAME, PASSWORD, page_size=page_size,
-                                  max_retries=0, backoff_seconds=0.0)
-        return Legacy4DSource(client, batch_rows=batch_rows)
+                                  max_retries=0, backoff_seconds=0.0, jar=self.sessions)
+        return Legacy4DSource(client, batch_rows=batch_rows, overlap_stamps=overlap)
 
 
 class FourDMachine(RuleBasedStateMachine, ModelChecks):
@@ -251,27 +256,29 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         self.engine = self.stand.engine
         self.expected_constraints = self.stand.constraints
         self.entities: dict[int, dict[str, Any]] = {}  # ProductID -> the entity as the server stores it
-        self.changed: set[int] = set()  # saved since the last read that moved the watermark
-        self.deleted: set[int] = set()  # deleted since then (`__DeletedRecords`)
-        self.tracking = False  # a watermark exists
+        self.next_stamp = 1  # the datastore's global stamp (4D: each save or deletion takes it, then +1)
+        self.deletions: list[tuple[int, int]] = []  # `__DeletedRecords`: (key, stamp)
         self.models = {"erp_product": TableModel("erp_product", parent="erp_category", unique_column="sku"),
                        "erp_category": TableModel("erp_category")}
         self.categories: set[str] = set()  # contract 6: derived reference rows are never deleted
-        self.page_size, self.batch_rows = 3, 5
+        self.page_size, self.batch_rows, self.overlap = 3, 5, DEFAULT_OVERLAP_STAMPS
 
     def _step(self) -> None:
         self.stand.counter.steps += 1
 
-    @initialize(page_size=st.integers(2, 4), batch_rows=st.integers(3, 7))
-    def choose_sizes(self, page_size: int, batch_rows: int) -> None:
-        self.page_size, self.batch_rows = page_size, batch_rows
+    @initialize(page_size=st.integers(2, 4), batch_rows=st.integers(3, 7),
+                overlap=st.sampled_from([DEFAULT_OVERLAP_STAMPS, 0, 3]))
+    def choose_sizes(self, page_size: int, batch_rows: int, overlap: int) -> None:
+        """Pages, batches and the stamps an incremental read goes back (the adapter's default re-reads every
+        stamp of a short example; 0 and 3 make incremental reads differ from full ones)."""
+        self.page_size, self.batch_rows, self.overlap = page_size, batch_rows, overlap
 
     # --- source changes --------------------------------------------------------------------------------
 
     def _save(self, key: int, values: dict[str, Any]) -> None:
         entity = {**values, "__KEY": key} if key in self.entities else {**values, "ProductID": key}
         self.entities[key] = self.stand.writer.save(entity)
-        self.changed.add(key)
+        self.next_stamp = int(self.entities[key]["__GlobalStamp"]) + 1
 
     @rule(key=st.sampled_from(IDS), name=st.sampled_from(NAMES), sku=st.sampled_from(SKUS),
           category_name=st.sampled_from(CATEGORIES), price=st.sampled_from(PRICES),
@@ -291,7 +298,8 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         if key in self.entities:
             self.stand.writer.delete(key)
             del self.entities[key]
-            self.deleted.add(key)
+            self.deletions.append((key, self.next_stamp))
+            self.next_stamp += 1
 
     @rule(keys=st.lists(st.sampled_from(IDS), min_size=2, max_size=3, unique=True))
     def rotate_skus(self, keys: list[int]) -> None:
@@ -354,7 +362,7 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
     def _run_categories(self, mode: str) -> None:
         """Contract 6: derived reference rows are created from every product's decoded category, never deleted."""
         self.stand.counter.runs += 1
-        source = self.stand.source(self.page_size, self.batch_rows)
+        source = self.stand.source(self.page_size, self.batch_rows, self.overlap)
         try:
             run_sync(CATEGORY, source, self.engine, mode=mode)  # type: ignore[arg-type]
         except Exception as exc:
@@ -379,8 +387,12 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         assert not problems, f"after the erp_category {mode} run:\n  " + "\n  ".join(problems)
 
     def _read(self, mode: str) -> tuple[str, list[Record], list[tuple[int]]]:
-        """What a products run reads (4D data change tracking: stamp >= the watermark's global stamp)."""
-        if mode == "incremental" and not self.tracking:
+        """What a products run reads: 4D data change tracking, entities and `__DeletedRecords` stamped at or
+        after the watermark's global stamp less the overlap; deleted keys that exist again are not deletions."""
+        with self.engine.connect() as connection:
+            watermark = connection.execute(sa.text("select value from sync_watermark where entity = 'erp_product'")
+                                           ).scalar_one_or_none()
+        if mode == "incremental" and watermark is None:
             mode = "full"
         model = self.models["erp_product"]
         records = {key: decode_product(entity) for key, entity in sorted(self.entities.items())}
@@ -388,8 +400,10 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
             return mode, list(records.values()), []
         if mode == "replay":
             return mode, [record for record in records.values() if record.exact_key in model.quarantine], []
-        gone = [(key,) for key in sorted(self.deleted) if key not in self.entities]
-        return mode, [records[key] for key in sorted(self.changed) if key in records], gone
+        since = max(0, int(watermark["global_stamp"]) - self.overlap)  # type: ignore[index]
+        gone = sorted({(key,) for key, stamp in self.deletions if stamp >= since and key not in self.entities})
+        return mode, [records[key] for key, entity in sorted(self.entities.items())
+                      if int(entity["__GlobalStamp"]) >= since], gone
 
     def _run_products(self, mode: str, failure: tuple[str, int] | None) -> None:
         fired = []
@@ -405,7 +419,7 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         effective, read, gone = self._read(mode)
         self.stand.counter.runs += 1
         described = f"erp_product {mode} run" + (f", {failure[0]} failing after batch {failure[1]}" if failure else "")
-        source = self.stand.source(self.page_size, self.batch_rows)
+        source = self.stand.source(self.page_size, self.batch_rows, self.overlap)
         try:
             run_sync(PRODUCT, source, self.engine, mode=mode, on_batch=fail)  # type: ignore[arg-type]
         except Exception as exc:
@@ -421,11 +435,13 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         for key in gone:  # deleted at the source and reported so: their entries close with them
             model.quarantine.pop(key, None)
         outcome: Outcome = model.apply(read, effective, parent_live=categories.live, deleted_at_source=gone)
-        if effective != "replay":
-            self.tracking = True
-            self.changed.clear()
-            self.deleted.clear()
-        self.check_run("erp_product", described, outcome, [])
+        problems = []
+        with self.engine.connect() as connection:
+            watermark = connection.execute(sa.text("select value from sync_watermark where entity = 'erp_product'")
+                                           ).scalar_one_or_none()
+        if effective != "replay" and (watermark is None or int(watermark["global_stamp"]) > self.next_stamp):
+            problems.append(f"watermark {watermark} is past the datastore's stamp at the read, {self.next_stamp}")
+        self.check_run("erp_product", described, outcome, problems)
 
 
 @pytest.fixture
