@@ -204,8 +204,8 @@ def compare_quarantine(model: TableModel, observed: dict[Key, list[Entry]], run_
             missing, extra = expected - set(raws), set(raws) - expected
             problems.append(f"{model.entity} {key}: quarantine differs; expected open and missing: {sorted(missing)}; "
                             f"open and not expected: {sorted(extra)}")
-        required = outcome.required_rules.get(key, set()) if outcome else set()
         for entry in entries:
+            required = outcome.required_rules.get((key, entry.raw), set()) if outcome else set()
             if entry.sync_run_id == run_id and not all(any(rule.startswith(prefix) for rule in entry.rules)
                                                        for prefix in required):
                 problems.append(f"{model.entity} {key}: rules {list(entry.rules)} lack {sorted(required)}")

@@ -76,7 +76,7 @@ class Outcome:
     unchanged: int = 0
     rejected: int = 0
     deleted: int = 0
-    required_rules: dict[Key, set[str]] = field(default_factory=dict)  # exact key -> rule prefixes
+    required_rules: dict[tuple[Key, str], set[str]] = field(default_factory=dict)  # (exact key, raw) -> prefixes
     uncertain_live: set[Key] = field(default_factory=set)  # target keys either outcome of which the contract allows
 
 
@@ -150,7 +150,7 @@ class TableModel:
             if not rules[i]:
                 continue
             outcome.rejected += 1
-            outcome.required_rules[record.exact_key] = rules[i]
+            outcome.required_rules.setdefault((record.exact_key, record.raw), set()).update(rules[i])
             self.quarantine.setdefault(record.exact_key, set()).add(record.raw)  # rule 2, once per raw content
         for key in withdrawn | gone:
             self.target[key].live = False
