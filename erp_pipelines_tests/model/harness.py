@@ -25,7 +25,7 @@ from erp_pipelines_tests.conftest import empty_app_database
 from erp_pipelines_tests.model.reference import Key, Outcome, TableModel, canonical_raw
 
 PROFILES = {
-    "fast": settings(max_examples=20, stateful_step_count=25),
+    "fast": settings(max_examples=15, stateful_step_count=25),
     "long": settings(max_examples=800, stateful_step_count=60),
 }
 LONG_PROFILE_STEPS = 20_000
