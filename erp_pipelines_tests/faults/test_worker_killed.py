@@ -50,7 +50,7 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(
     with app_db.connect() as connection:  # kill it while it stages the read (its own session's temporary table)
         while time.monotonic() < deadline and not staging and worker.poll() is None:
             staging = connection.execute(sa.text(
-                "select exists (select 1 from pg_stat_activity where state = 'active' "
+                "select exists (select 1 from pg_stat_activity where datname = current_database() and state = 'active' "
                 "and query like 'copy \"stage_product_stock\"%')"
             )).scalar_one()
             connection.commit()

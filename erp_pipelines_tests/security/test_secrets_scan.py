@@ -183,7 +183,7 @@ def test_no_password_anywhere_after_a_failing_run(
         instance.wipe()  # the storage is shared with earlier tests; freshness must judge this run's history only
     control = RawRest(base_url)
     # only the reconciliation check reads the key alone: the customers load, their check runs out of licenses
-    control.fault("exhaust_licenses", count=-1, path_contains="/rest/Customers?$attributes=CustomerID&")
+    control.fault("exhaust_licenses", count=-1, path_contains="/rest/Customers/CustomerID/?$orderby")
     cmdlines = _cmdlines(emulator_process.pid)
     outputs = [_cli(env, workdir, "sync", cmdlines=cmdlines)]
 

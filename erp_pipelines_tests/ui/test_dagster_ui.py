@@ -22,9 +22,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from erp_pipelines.assets import OWNERS
+from erp_pipelines.assets import OWNERS, REJECTED_SHARE_CHECK_NAME
 from erp_pipelines.catalog import CATALOG, get_spec
 from erp_pipelines.checks import INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME
+from erp_pipelines.engine.audit import shown_key
 from erp_pipelines_tests.conftest import ROOT
 from erp_pipelines_tests.ui.conftest import DagsterUi
 
@@ -234,7 +235,7 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
     assert "<Check" not in body
     # the status header: row count = live rows, the latest check results
     assert re.search(rf"Row count\s+{live:,}\b|Row count\s+{live}\b", body), "row count not shown"
-    assert re.search(r"Latest check results\s+2\b", body), "two check results expected"
+    assert re.search(r"Latest check results\s+3\b", body), "three check results expected"
 
     shown_counts = {name: metadata_value(browser, name) for name in COUNTS}
     assert shown_counts == {name: str(getattr(run, name)) for name in COUNTS}
@@ -244,7 +245,7 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
     assert float(metadata_value(browser, "rows_per_second")) > 0
     rejected_table = metadata_value(browser, "rejected_records")
     assert "source_key" in rejected_table and "reason" in rejected_table
-    assert all(key in rejected_table for key in rejected_keys), (rejected_keys, rejected_table)
+    assert all(shown_key(tuple(key)) in rejected_table for key in rejected_keys), (rejected_keys, rejected_table)
     screenshot(browser, artifacts, f"asset-page-{entity}",
                *([DOCS_IMAGES / "asset-page.png"] if entity == "product" else []))
     browser.execute_script("window.scrollTo(0, 0)")
@@ -254,12 +255,13 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
 
     clickable(browser, "//a[normalize-space()='Checks'][contains(@href, 'view=checks')]",
               "the asset's Checks tab").click()
-    body = wait_for_texts(browser, "Checks (2)", INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME,
-                          "This is a blocking asset check.", "Passed", "live_rows", "duplicate_keys")
-    assert len(re.findall(r"Succeeded", body)) >= 2, "both checks should show their latest result"
+    body = wait_for_texts(browser, "Checks (3)", INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME,
+                          REJECTED_SHARE_CHECK_NAME, "This is a blocking asset check.", "Passed", "live_rows",
+                          "duplicate_keys")
+    assert len(re.findall(r"Succeeded", body)) >= 3, "every check should show its latest result"
     screenshot(browser, artifacts, f"asset-checks-{entity}")
     clickable(browser, f"//*[normalize-space()='{RECONCILIATION_CHECK_NAME}']", "the reconciliation check").click()
-    wait_for_texts(browser, "source_rows", "live_target_rows", "open_quarantined_records", "Passed")
+    wait_for_texts(browser, "source_records", "unaccounted_source_records", "live_rows_not_in_source", "Passed")
     screenshot(browser, artifacts, f"asset-checks-{entity}-reconciliation")
 
     node = next(n for n in dagster_ui.graphql(ASSET_NODES)["assetNodes"] if n["assetKey"]["path"] == ["app", entity])
