@@ -28,6 +28,8 @@ setup(
     extras_require={
         "dev": [
             "dagster-dg-cli==1.13.27",
+            # model-based tests (erp_pipelines_tests/model): stateful testing, seeded and shrinking
+            "hypothesis==6.170.15",
             "pytest==9.0.3",
             "pytest-timeout==2.4.0",
             "ruff==0.17.5",
