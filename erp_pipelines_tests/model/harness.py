@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, settings
 
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.migrations import alembic_config
-from erp_pipelines_tests.conftest import empty_app_database
 from erp_pipelines_tests.model.reference import Key, Outcome, TableModel, canonical_raw
+from erp_pipelines_tests.support.sandbox import empty_app_database
 
 PROFILES = {
     "fast": settings(max_examples=15, stateful_step_count=25),

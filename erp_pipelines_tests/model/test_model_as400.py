@@ -29,7 +29,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.as400.adapter import As400Source
-from erp_pipelines_tests.conftest import as400_test_resource, empty_app_database
 from erp_pipelines_tests.model.harness import (
     ModelChecks,
     StepCounter,
@@ -46,6 +45,7 @@ from erp_pipelines_tests.model.reference import (
     canonical_number,
     canonical_raw,
 )
+from erp_pipelines_tests.support.sandbox import as400_test_resource, empty_app_database
 from erp_sandbox.as400.schema import create_schema
 
 pytestmark = pytest.mark.integration

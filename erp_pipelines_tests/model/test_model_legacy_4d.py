@@ -32,8 +32,6 @@ from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_OVERLAP_STAMPS, Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 from erp_pipelines.sources.legacy_4d.session import SessionJar
-from erp_pipelines_tests.conftest import empty_app_database
-from erp_pipelines_tests.fixtures_legacy_4d import PASSWORD, USERNAME, start_emulator
 from erp_pipelines_tests.model.harness import (
     ModelChecks,
     StepCounter,
@@ -52,6 +50,8 @@ from erp_pipelines_tests.model.reference import (
     canonical_number,
     canonical_raw,
 )
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME, start_emulator
+from erp_pipelines_tests.support.sandbox import empty_app_database
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
 
