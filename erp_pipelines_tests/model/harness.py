@@ -39,6 +39,12 @@ def profile_name() -> str:
     return name
 
 
+def run_time_limit() -> int:
+    """pytest-timeout's limit for one model-based test: the suite's 600 s for the fast profile; none for the
+    long one, which runs for as long as its 20,000 steps take (0 = no limit)."""
+    return 0 if profile_name() == "long" else 600
+
+
 def model_settings() -> settings:
     """The selected profile; derandomized, no example database (nothing written into the checkout)."""
     return settings(

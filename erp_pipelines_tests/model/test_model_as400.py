@@ -36,6 +36,7 @@ from erp_pipelines_tests.model.harness import (
     constraints,
     model_settings,
     reset_app_database,
+    run_time_limit,
     terminate_run_session,
 )
 from erp_pipelines_tests.model.reference import (
@@ -48,7 +49,7 @@ from erp_pipelines_tests.model.reference import (
 from erp_pipelines_tests.support.sandbox import as400_test_resource, empty_app_database
 from erp_sandbox.as400.schema import create_schema
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(run_time_limit())]
 
 PRODUCT, STOCK = get_spec("product"), get_spec("product_stock")
 OVERLAP = dt.timedelta(seconds=300)  # contract 8: incremental reads start at watermark - 300 s

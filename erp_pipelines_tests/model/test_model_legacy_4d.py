@@ -39,6 +39,7 @@ from erp_pipelines_tests.model.harness import (
     constraints,
     model_settings,
     reset_app_database,
+    run_time_limit,
     terminate_run_session,
 )
 from erp_pipelines_tests.model.reference import (
@@ -55,7 +56,7 @@ from erp_pipelines_tests.support.sandbox import empty_app_database
 from erp_sandbox.legacy_4d.server import EmulatorServer
 from erp_sandbox.legacy_4d.store import LegacyStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(run_time_limit())]
 
 PRODUCT, CATEGORY = get_spec("erp_product"), get_spec("erp_category")
 
