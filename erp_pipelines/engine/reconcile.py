@@ -8,7 +8,6 @@ the source's keys and two anti-joins in the application database.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -16,7 +15,9 @@ import sqlalchemy as sa
 
 from erp_pipelines.app_db.tables import TARGET_TABLES
 from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.engine.audit import key_json
 from erp_pipelines.engine.loader import copy_arrow, quote
+from erp_pipelines.engine.validation import decode_business_key
 from erp_pipelines.sources.base import SourceAdapter
 
 SAMPLE_SIZE = 10
@@ -62,10 +63,8 @@ def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reco
         )
         with source.extract(keys_only(spec), None) as extraction:
             for raw in extraction.batches():
-                decoded = [spec.column(c).decoder([raw.column(n) for n in spec.column(c).source]).values for c in key]
-                exact = [json.dumps(list(k), ensure_ascii=False, default=str) for k in source.record_keys(spec, raw)]
-                copy_arrow(connection, keys_table, pa.Table.from_arrays([*decoded, pa.array(exact, pa.string())],
-                                                                        names=[*key, "exact"]))
+                exact = pa.array([key_json(k) for k in source.record_keys(spec, raw)], pa.string())
+                copy_arrow(connection, keys_table, decode_business_key(spec, raw).append_column("exact", exact))
                 result.source_records += raw.num_rows
         match = " and ".join(f"t.{quote(k)} = r.{quote(k)}" for k in key)
         unaccounted = connection.exec_driver_sql(

@@ -25,7 +25,7 @@ from erp_pipelines.engine.audit import Audit, raw_records, shown_key
 from erp_pipelines.engine.loader import RunStage
 from erp_pipelines.engine.pipeline import BackgroundWriter, Prefetcher
 from erp_pipelines.engine.spill import RawSpill
-from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate
+from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate, decode_business_key
 from erp_pipelines.sources.base import Extraction, RecordKey, SourceAdapter, Watermark
 
 SyncMode = Literal["incremental", "full", "replay"]
@@ -255,12 +255,7 @@ class SyncRun:
         if deleted is None or deleted.num_rows == 0:
             return
         self.deleted_keys = self.source.record_keys(self.spec, deleted)
-        decoded = pa.Table.from_arrays(
-            [self.spec.column(c).decoder([deleted.column(n) for n in self.spec.column(c).source]).values
-             for c in self.spec.business_key],
-            names=list(self.spec.business_key),
-        )
-        self.stage.add_deleted_keys(decoded, "deleted at the source")
+        self.stage.add_deleted_keys(decode_business_key(self.spec, deleted), "deleted at the source")
 
     def quarantine(self, spill: RawSpill) -> set[RecordKey]:
         """Stores every rejected record with its rules and raw values; returns their exact keys."""

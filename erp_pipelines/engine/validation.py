@@ -46,6 +46,14 @@ class ValidatedBatch:
         return self.decoded.take(pa.array(self.passed))
 
 
+def decode_business_key(spec: TableSpec, raw: pa.RecordBatch) -> pa.Table:
+    """The business key columns of raw rows, decoded as the rows themselves are (deletions, reconciliation)."""
+    return pa.Table.from_arrays(
+        [spec.column(c).decoder([raw.column(n) for n in spec.column(c).source]).values for c in spec.business_key],
+        names=list(spec.business_key),
+    )
+
+
 def check_source_columns(spec: TableSpec, raw: pa.RecordBatch) -> None:
     """Schema drift: the batch must carry every source column the spec reads."""
     require_source_columns(spec, raw.schema.names, spec.source_table)
