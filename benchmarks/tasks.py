@@ -78,14 +78,14 @@ def per_record(sample: int) -> dict:
     import sqlalchemy as sa
 
     from erp_pipelines.app_db.engine import app_engine
-    from erp_pipelines.app_db.tables import TARGET_TABLES
+    from erp_pipelines.app_db.tables import table_of
     from erp_pipelines.catalog import get_spec
     from erp_pipelines.engine.validation import decode_and_validate
     from erp_pipelines.sources.as400.adapter import As400Source
     from erp_pipelines.sources.as400.connection import As400Settings
 
     spec = get_spec("product_stock")
-    table = TARGET_TABLES[spec.entity]
+    table = table_of(spec)
     engine = app_engine(os.environ["BENCH_APP_DATABASE_URL"])
     with engine.begin() as connection:
         connection.exec_driver_sql("drop table if exists bench_per_record")
@@ -118,7 +118,7 @@ def legacy_4d_sync(port: int, entity: str) -> dict:
     from erp_pipelines.app_db.engine import app_engine
     from erp_pipelines.catalog import get_spec
     from erp_pipelines.engine.sync import run_sync
-    from erp_pipelines.resources import legacy_4d_resource
+    from erp_pipelines.sources.legacy_4d.resource import legacy_4d_resource
 
     resource = legacy_4d_resource(dict(os.environ, LEGACY_API_PORT=str(port)), secrets_from_env_var=False)
     engine = app_engine(os.environ["BENCH_APP_DATABASE_URL"])
@@ -129,7 +129,7 @@ def legacy_4d_sync(port: int, entity: str) -> dict:
 def legacy_4d_floor(port: int) -> dict:
     """Fetching the same pages (same attributes, page size, keyset paging) without processing them."""
     from erp_pipelines.catalog import get_spec
-    from erp_pipelines.resources import legacy_4d_resource
+    from erp_pipelines.sources.legacy_4d.resource import legacy_4d_resource
 
     resource = legacy_4d_resource(dict(os.environ, LEGACY_API_PORT=str(port)), secrets_from_env_var=False)
     spec = get_spec("erp_product")

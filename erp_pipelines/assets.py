@@ -9,16 +9,16 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from erp_pipelines.cadence import freshness_policy
-from erp_pipelines.catalog import CATALOG
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.catalog import CATALOG, system_of
+from erp_pipelines.core.source import PermanentSourceError
+from erp_pipelines.core.spec import TableSpec, live
 from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.resources import AppDatabaseResource
-from erp_pipelines.sources.base import PermanentSourceError
+from erp_pipelines.sources.system import resource_of
 
 SYNC_MODE_TAG = "erp/sync_mode"
 OWNERS = ["team:erp-integration"]
 RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-SOURCE_KINDS = {"as400": "ibmi", "legacy_4d": "4d"}
 REJECTED_SHARE_CHECK_NAME = "rejected_share_within_limit"
 
 
@@ -83,9 +83,9 @@ def column_schema(model: type[pa_pandas.DataFrameModel]) -> dg.TableSchema:
 def source_asset_spec(spec: TableSpec) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=source_asset_key(spec),
-        description=f"{spec.source_table} in the {spec.source_system} legacy system (read-only source).",
+        description=f"{spec.source_table} in the {system_of(spec).title} (read-only source).",
         group_name=spec.source_system,
-        kinds={SOURCE_KINDS[spec.source_system]},
+        kinds={system_of(spec).kind},
         owners=OWNERS,
         metadata={"source_columns": ", ".join(spec.source_columns)},
     )
@@ -137,7 +137,7 @@ def live_row_count(engine: sa.Engine, spec: TableSpec) -> int:
     with engine.connect() as connection:
         return int(
             connection.exec_driver_sql(
-                f'select count(*) from "{spec.target_table}" where deleted_at is null'
+                f'select count(*) from "{spec.target_table}" where {live()}'
             ).scalar_one()
         )
 
@@ -147,10 +147,10 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=table_asset_key(spec),
-        deps=[source_asset_key(spec), *(table_asset_key(p) for p in _parent_specs(spec))],
+        deps=[source_asset_key(spec), *(table_asset_key(parent) for parent in spec.parents)],
         description=spec.description,
         group_name=spec.source_system,
-        kinds={"postgres", SOURCE_KINDS[spec.source_system]},
+        kinds={"postgres", system_of(spec).kind},
         owners=OWNERS,
         tags={"cadence": spec.cadence},
         pool=spec.source_system,
@@ -180,7 +180,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         app_db: AppDatabaseResource = context.resources.app_db
         engine = app_db.engine()
         try:
-            source = getattr(context.resources, spec.source_system).source()
+            source = resource_of(context.resources, system_of(spec)).source()
             report = run_sync(spec, source, engine, mode=mode, dagster_run_id=context.run.run_id)
         except PermanentSourceError as exc:
             # Not retried: a refused login retried is one more failed sign-on (IBM i disables the profile
@@ -195,10 +195,6 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         )
 
     return _table_asset
-
-
-def _parent_specs(spec: TableSpec) -> list[TableSpec]:
-    return [parent for parent in CATALOG if parent.entity in spec.parents]
 
 
 source_assets = list({source_asset_key(spec): source_asset_spec(spec) for spec in CATALOG}.values())

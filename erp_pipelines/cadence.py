@@ -1,8 +1,8 @@
-"""How often each table is synced: the integration's cadences and the settings that change them.
+"""How often each table is synced: the specs' cadences and the settings each source system names for them.
 
-AS400 products, measurements and pricing: daily (or every `AS400_SYNC_INTERVAL` seconds); AS400
-inventory: hourly; 4D: daily. `AS400_SYNC_ENABLED=false` turns the AS400 schedules off. Freshness
-policies follow the same cadences, so "overdue" means "a scheduled sync was missed".
+Hourly tables: hourly. Daily tables: daily, or every `SourceSystem.interval_setting` seconds. A system's
+`enabled_setting` (set to false) turns its schedules off. Freshness policies follow the same cadences, so
+"overdue" means "a scheduled sync was missed".
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.sources.base import flag_setting
+from erp_pipelines.catalog import system_of
+from erp_pipelines.core.source import flag_setting
+from erp_pipelines.core.spec import TableSpec
+from erp_pipelines.sources.system import SourceSystem
 
 HOUR = 3600
 DAY = 86_400
@@ -33,23 +35,28 @@ def timezone(env: Mapping[str, str] | None = None) -> str:
     return _env(env).get("ERP_TIMEZONE") or DEFAULT_TIMEZONE
 
 
-def as400_sync_enabled(env: Mapping[str, str] | None = None) -> bool:
-    return flag_setting(_env(env), "AS400_SYNC_ENABLED", True, CadenceSettingError)
+def sync_enabled(system: SourceSystem, env: Mapping[str, str] | None = None) -> bool:
+    """The system's `enabled_setting` (default on); a system without one is always on."""
+    if system.enabled_setting is None:
+        return True
+    return flag_setting(_env(env), system.enabled_setting, True, CadenceSettingError)
 
 
-def as400_interval_seconds(env: Mapping[str, str] | None = None) -> int:
-    text = (_env(env).get("AS400_SYNC_INTERVAL") or str(DAY)).strip()
+def interval_seconds(system: SourceSystem, env: Mapping[str, str] | None = None) -> int:
+    """Seconds between syncs of the system's daily tables: its `interval_setting`, or a day."""
+    setting = system.interval_setting
+    text = ((_env(env).get(setting) if setting else None) or str(DAY)).strip()
     try:
         seconds = int(text)
     except ValueError:
-        raise CadenceSettingError(f"AS400_SYNC_INTERVAL={text!r} must be a whole number of seconds") from None
-    cron_for_interval(seconds)
+        raise CadenceSettingError(f"{setting}={text!r} must be a whole number of seconds") from None
+    cron_for_interval(seconds, setting or "interval")
     return seconds
 
 
-def cron_for_interval(seconds: int) -> str:
+def cron_for_interval(seconds: int, setting: str) -> str:
     """A cron expression that fires every `seconds`; only intervals cron can express evenly are accepted."""
-    problem = f"AS400_SYNC_INTERVAL={seconds}"
+    problem = f"{setting}={seconds}"
     if seconds < 60 or seconds % 60:
         raise CadenceSettingError(f"{problem} must be a positive whole number of minutes (a multiple of 60)")
     if seconds < HOUR:
@@ -71,9 +78,7 @@ def cron_for_interval(seconds: int) -> str:
 def cadence_seconds(spec: TableSpec, env: Mapping[str, str] | None = None) -> int:
     if spec.cadence == "hourly":
         return HOUR
-    if spec.source_system == "as400":
-        return as400_interval_seconds(env)
-    return DAY
+    return interval_seconds(system_of(spec), env)
 
 
 def freshness_policy(spec: TableSpec, env: Mapping[str, str] | None = None) -> dg.FreshnessPolicy:

@@ -5,10 +5,11 @@ import dagster as dg
 import sqlalchemy as sa
 
 from erp_pipelines.assets import table_asset_key
-from erp_pipelines.catalog import CATALOG
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.catalog import CATALOG, system_of
+from erp_pipelines.core.spec import TableSpec, live
 from erp_pipelines.engine.reconcile import reconcile
 from erp_pipelines.resources import AppDatabaseResource
+from erp_pipelines.sources.system import resource_of
 
 INTEGRITY_CHECK_NAME = "live_rows_present_and_unique"
 RECONCILIATION_CHECK_NAME = "reconciles_with_source"
@@ -18,7 +19,7 @@ def _live_counts(engine: sa.Engine, spec: TableSpec) -> tuple[int, int]:
     key = ", ".join(f'"{c}"' for c in spec.business_key)
     with engine.connect() as connection:
         total, distinct = connection.exec_driver_sql(
-            f'select count(*), count(distinct ({key})) from "{spec.target_table}" where deleted_at is null'
+            f'select count(*), count(distinct ({key})) from "{spec.target_table}" where {live()}'
         ).one()
     return int(total), int(distinct)
 
@@ -55,7 +56,7 @@ def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
                     "quarantine, and every live row's key is still at the source.",
     )
     def _reconcile(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        source = getattr(context.resources, spec.source_system).source()
+        source = resource_of(context.resources, system_of(spec)).source()
         app_db: AppDatabaseResource = context.resources.app_db
         result = reconcile(spec, source, app_db.engine())
         return dg.AssetCheckResult(

@@ -8,9 +8,10 @@ from erp_pipelines.assets import source_assets, table_assets
 from erp_pipelines.checks import integrity_checks, reconciliation_checks
 from erp_pipelines.jobs import all_jobs
 from erp_pipelines.logs import configure_sync_logs
-from erp_pipelines.resources import app_database_resource, as400_resource, legacy_4d_resource
+from erp_pipelines.resources import app_database_resource
 from erp_pipelines.schedules import all_schedules
 from erp_pipelines.sensors import all_sensors
+from erp_pipelines.sources.registry import SYSTEMS
 
 configure_sync_logs()
 
@@ -20,5 +21,5 @@ defs = dg.Definitions(
     jobs=all_jobs,
     schedules=all_schedules,
     sensors=all_sensors,
-    resources={"as400": as400_resource(), "legacy_4d": legacy_4d_resource(), "app_db": app_database_resource()},
+    resources={**{system.name: system.resource() for system in SYSTEMS}, "app_db": app_database_resource()},
 )

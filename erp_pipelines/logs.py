@@ -1,8 +1,8 @@
-"""Rotating sync logs per source system: `logs/as400_sync.log` and `logs/legacy_4d_sync.log`.
+"""Rotating sync logs, one per registered source system: `logs/<system>_sync.log`.
 
 One line per table per run and every error, alongside the audit tables and Dagster's event log. The
-engine never formats secrets into messages; a redacting filter removes the configured passwords as a
-second line of defence.
+engine never formats secrets into messages; a redacting filter removes every system's secret settings
+(`SourceSystem.secret_settings`) and the database passwords as a second line of defence.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-SOURCES = ("as400", "legacy_4d")
-SECRET_VARIABLES = ("AS400_PASSWORD", "LEGACY_API_PASSWORD", "DAGSTER_PG_PASSWORD")
+from erp_pipelines.sources.registry import SYSTEMS
+
+SECRET_VARIABLES = (*(name for system in SYSTEMS for name in system.secret_settings), "DAGSTER_PG_PASSWORD")
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -44,10 +45,10 @@ def configure_sync_logs(directory: str | None = None) -> None:
     """Attaches one rotating file per source system (idempotent: a second call adds nothing)."""
     folder = Path(directory or os.environ.get("ERP_LOG_DIR") or "logs")
     folder.mkdir(parents=True, exist_ok=True)
-    for source in SOURCES:
-        logger = sync_logger(source)
+    for system in SYSTEMS:
+        logger = sync_logger(system.name)
         logger.setLevel(logging.INFO)
-        path = (folder / f"{source}_sync.log").resolve()
+        path = (folder / f"{system.name}_sync.log").resolve()
         if any(getattr(handler, "baseFilename", None) == str(path) for handler in logger.handlers):
             continue
         handler = RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")

@@ -1,45 +1,37 @@
-"""Schedules with the integration's cadences, in an explicit timezone (ERP_TIMEZONE, default UTC)."""
+"""Schedules: one per job a source system declares, in an explicit timezone (ERP_TIMEZONE, default UTC)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from erp_pipelines.cadence import as400_interval_seconds, as400_sync_enabled, cron_for_interval, timezone
-from erp_pipelines.jobs import as400_daily_job, as400_inventory_job, legacy_4d_daily_job
+from erp_pipelines.cadence import cron_for_interval, interval_seconds, sync_enabled, timezone
+from erp_pipelines.jobs import system_jobs
+from erp_pipelines.sources.registry import SYSTEMS
+from erp_pipelines.sources.system import JobDefault, SourceSystem
 
 
-def _as400_schedule(name: str, job: dg.UnresolvedAssetJobDefinition, cron: str) -> dg.ScheduleDefinition:
-    """AS400 schedules check AS400_SYNC_ENABLED at every tick too, so switching it off needs no redeploy."""
+def build_schedule(system: SourceSystem, job: JobDefault) -> dg.ScheduleDefinition:
+    """A system with an `enabled_setting` has it checked at every tick too, so switching off needs no redeploy."""
+    cron = job.cron or cron_for_interval(interval_seconds(system), system.interval_setting or "interval")
+    switch = system.enabled_setting
+    description = job.schedule_description or f"{job.name} on {cron} ({timezone()})"
+    if switch:
+        description += f"; off when {switch}=false."
 
     @dg.schedule(
-        name=name,
-        job=job,
+        name=job.name.removesuffix("_job") + "_schedule",
+        job=system_jobs[job.name],
         cron_schedule=cron,
         execution_timezone=timezone(),
-        default_status=dg.DefaultScheduleStatus.RUNNING if as400_sync_enabled() else dg.DefaultScheduleStatus.STOPPED,
-        description=f"{job.name} on {cron} ({timezone()}); off when AS400_SYNC_ENABLED=false.",
+        default_status=dg.DefaultScheduleStatus.RUNNING if sync_enabled(system) else dg.DefaultScheduleStatus.STOPPED,
+        description=description,
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        if not as400_sync_enabled():
-            return dg.SkipReason("AS400_SYNC_ENABLED=false: AS400 syncs are switched off")
+        if not sync_enabled(system):
+            return dg.SkipReason(f"{switch}=false: {system.title} syncs are switched off")
         return dg.RunRequest(tags={"erp/trigger": "schedule"})
 
     return _schedule
 
 
-as400_daily_schedule = _as400_schedule(
-    "as400_daily_schedule", as400_daily_job, cron_for_interval(as400_interval_seconds())
-)
-as400_inventory_schedule = _as400_schedule("as400_inventory_schedule", as400_inventory_job, "15 * * * *")
-
-legacy_4d_daily_schedule = dg.ScheduleDefinition(
-    name="legacy_4d_daily_schedule",
-    job=legacy_4d_daily_job,
-    cron_schedule="0 3 * * *",
-    execution_timezone=timezone(),
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    tags={"erp/trigger": "schedule"},
-    description="Every 4D table at 03:00.",
-)
-
-all_schedules = [as400_daily_schedule, as400_inventory_schedule, legacy_4d_daily_schedule]
+all_schedules = [build_schedule(system, job) for system in SYSTEMS for job in system.jobs]

@@ -1,8 +1,8 @@
 """Sensors: change sensors per source system, and the freshness sensor that catches up and alerts.
 
-Each tick stays small: a change sensor reads one marker per table on the AS400 (an indexed newest-stamp
-row), and on 4D one one-entity request (the datastore's global stamp), with per-dataclass requests only when
-that stamp moved, all in the deployment's one 4D session; never a table. Cursors advance only when a tick
+Each tick stays small: a change sensor asks its source system for one cheap marker per table
+(`SourceAdapter.change_markers`: an indexed newest-stamp row, or one request for a datastore stamp), never
+a table. Cursors advance only when a tick
 succeeds, and every run request has a run key, so nothing is requested twice.
 """
 
@@ -18,9 +18,11 @@ import sqlalchemy as sa
 from erp_pipelines.app_db.tables import sync_alert
 from erp_pipelines.assets import SYNC_MODE_TAG, table_asset_key
 from erp_pipelines.cadence import overdue_after
-from erp_pipelines.catalog import CATALOG, specs_for
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.catalog import CATALOG
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.resources import AppDatabaseResource
+from erp_pipelines.sources.registry import SYSTEMS
+from erp_pipelines.sources.system import SourceSystem, resource_of
 
 log = logging.getLogger("erp_pipelines.freshness")
 
@@ -34,22 +36,20 @@ def changed_entities(previous: dict[str, str], current: dict[str, str]) -> list[
             if not entity.startswith("__") and previous.get(entity) != marker]
 
 
-def build_change_sensor(source_system: str) -> dg.SensorDefinition:
-    specs = specs_for(source_system)
+def build_change_sensor(system: SourceSystem) -> dg.SensorDefinition:
+    specs = list(system.tables)
 
     @dg.sensor(
-        name=f"{source_system}_change_sensor",
+        name=f"{system.name}_change_sensor",
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
         asset_selection=dg.AssetSelection.assets(*(table_asset_key(spec) for spec in specs)),
-        required_resource_keys={source_system},
-        description=f"Requests an incremental run of exactly the {source_system} tables whose change marker moved.",
+        required_resource_keys={system.name},
+        description=f"Requests an incremental run of exactly the {system.title} tables whose change marker moved.",
     )
     def _change_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         previous = json.loads(context.cursor) if context.cursor else {}
-        source = getattr(context.resources, source_system).source()
-        since = getattr(source, "change_markers_since", None)  # 4D: one request per tick unless something moved
-        current = since(specs, previous) if since else source.change_markers(specs)
+        current = resource_of(context.resources, system).source().change_markers(specs, previous)
         changed = changed_entities(previous, current)
         requests = [
             dg.RunRequest(
@@ -125,7 +125,5 @@ def freshness_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseRes
     )
 
 
-as400_change_sensor = build_change_sensor("as400")
-legacy_4d_change_sensor = build_change_sensor("legacy_4d")
-
-all_sensors = [as400_change_sensor, legacy_4d_change_sensor, freshness_sensor]
+change_sensors = {system.name: build_change_sensor(system) for system in SYSTEMS}
+all_sensors = [*change_sensors.values(), freshness_sensor]

@@ -17,7 +17,7 @@ from alembic import command
 
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.migrations import alembic_config
-from erp_pipelines.resources import As400Resource
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines_tests.support.sandbox import ROOT, as400_test_resource, empty_app_database
 from erp_sandbox.as400.seed import SeedManifest, seed_as400
 

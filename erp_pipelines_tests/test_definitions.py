@@ -10,7 +10,7 @@ import dagster as dg
 
 from erp_pipelines.assets import table_assets
 from erp_pipelines.definitions import defs
-from erp_pipelines.resources import As400Resource
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines_tests.support.tables import AS400_TABLES, LEGACY_TABLES
 
 

@@ -16,7 +16,9 @@ from erp_pipelines.checks import (
     integrity_checks,
     reconciliation_checks,
 )
-from erp_pipelines.resources import AppDatabaseResource, As400Resource, Legacy4DResource
+from erp_pipelines.resources import AppDatabaseResource
+from erp_pipelines.sources.as400.resource import As400Resource
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.tables import AS400_TABLES, LEGACY_TABLES
 from erp_sandbox.as400.seed import SeedManifest

@@ -17,9 +17,11 @@ from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from erp_pipelines.assets import table_asset_key
 from erp_pipelines.catalog import CATALOG, get_spec
 from erp_pipelines.definitions import defs
-from erp_pipelines.resources import AppDatabaseResource, As400Resource, Legacy4DResource
-from erp_pipelines.sensors import as400_change_sensor, freshness_sensor, legacy_4d_change_sensor
+from erp_pipelines.resources import AppDatabaseResource
+from erp_pipelines.sensors import change_sensors, freshness_sensor
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
+from erp_pipelines.sources.as400.resource import As400Resource
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_sandbox.as400.seed import SeedManifest
 from erp_sandbox.legacy_4d.server import EmulatorServer
@@ -38,23 +40,23 @@ def test_as400_change_sensor_requests_exactly_the_changed_table(
 ) -> None:
     seed(products=50, bad_share=0.0)
     with dg.instance_for_test() as instance:
-        first = _tick(as400_change_sensor, instance, None, as400=as400)
+        first = _tick(change_sensors["as400"], instance, None, as400=as400)
         assert first.run_requests == [] and first.cursor
-        quiet = _tick(as400_change_sensor, instance, first.cursor, as400=as400)
+        quiet = _tick(change_sensors["as400"], instance, first.cursor, as400=as400)
         assert quiet.run_requests == [] and quiet.cursor == first.cursor
         date, time = to_cyymmdd_hhmmss(dt.datetime.now().replace(microsecond=0))
         as400_source_sql(
             f'update "INVENTORYLIB"."INVENTORY" set "ONHAND" = 1, "CHGDAT" = {date}, "CHGTIM" = {time} '
             "where \"ITEMNO\" = 'ITM000000004'"
         )
-        changed = _tick(as400_change_sensor, instance, first.cursor, as400=as400)
+        changed = _tick(change_sensors["as400"], instance, first.cursor, as400=as400)
         (request,) = changed.run_requests
         assert request.asset_selection == [table_asset_key(get_spec("product_stock"))]
         assert request.run_key.startswith("product_stock:")
         assert request.tags["erp/sync_mode"] == "incremental"
-        again = _tick(as400_change_sensor, instance, first.cursor, as400=as400)
+        again = _tick(change_sensors["as400"], instance, first.cursor, as400=as400)
         assert [r.run_key for r in again.run_requests] == [request.run_key]  # same key: Dagster runs it once
-        after = _tick(as400_change_sensor, instance, changed.cursor, as400=as400)
+        after = _tick(change_sensors["as400"], instance, changed.cursor, as400=as400)
         assert after.run_requests == []
 
 
@@ -63,16 +65,16 @@ def test_4d_change_sensor_follows_updates_and_deletions(
 ) -> None:
     resource = Legacy4DResource(host="127.0.0.1", port=legacy4d_server.port, username=USERNAME, password=PASSWORD)
     with dg.instance_for_test() as instance:
-        baseline = _tick(legacy_4d_change_sensor, instance, None, legacy_4d=resource)
+        baseline = _tick(change_sensors["legacy_4d"], instance, None, legacy_4d=resource)
         assert baseline.run_requests == []
         legacy4d_store.update("Orders", 1, {"Status": "CANCELLED"})
-        updated = _tick(legacy_4d_change_sensor, instance, baseline.cursor, legacy_4d=resource)
+        updated = _tick(change_sensors["legacy_4d"], instance, baseline.cursor, legacy_4d=resource)
         assert [r.asset_selection for r in updated.run_requests] == [[table_asset_key(get_spec("erp_order"))]]
         legacy4d_store.delete("Customers", [3])
-        deleted = _tick(legacy_4d_change_sensor, instance, updated.cursor, legacy_4d=resource)
+        deleted = _tick(change_sensors["legacy_4d"], instance, updated.cursor, legacy_4d=resource)
         assert [r.tags["erp/entity"] for r in deleted.run_requests] == ["erp_customer"]
         legacy4d_store.update("Products", 2, {"Category": "Brand new category"})
-        products = _tick(legacy_4d_change_sensor, instance, deleted.cursor, legacy_4d=resource)
+        products = _tick(change_sensors["legacy_4d"], instance, deleted.cursor, legacy_4d=resource)
         assert sorted(r.tags["erp/entity"] for r in products.run_requests) == ["erp_category", "erp_product"]
     stats = requests.get(f"{legacy4d_server.base_url}/_emulator/stats", timeout=10).json()
     assert stats["sessions_opened"] == 1 and stats["licenses_in_use"] == 1  # every tick in the one session

@@ -1,7 +1,8 @@
-"""SQLAlchemy table definitions of the application database, derived from the catalog.
+"""SQLAlchemy tables of the application database: the audit tables, and each synced table built from its spec.
 
-The catalog is the single source of truth for the synced tables; Alembic migrations are generated from
-this metadata and a test checks they never drift apart.
+The specs are the single source of truth for the synced tables; Alembic migrations are generated from
+this metadata (with every catalog table added, `erp_pipelines.catalog.application_metadata`) and a test
+checks they never drift apart. Nothing here reads the catalog: the engine passes the spec it syncs.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from erp_pipelines.catalog import CATALOG
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.core.spec import DELETED_AT, TableSpec, live
 
 metadata = sa.MetaData(
     naming_convention={
@@ -91,7 +91,29 @@ sync_alert = sa.Table(
     sa.Index("ix_sync_alert_entity_created", "entity", "created_at"),
 )
 
-AUDIT_COLUMNS = ("synced_at", "deleted_at", "sync_run_id")
+AUDIT_COLUMNS = ("synced_at", DELETED_AT, "sync_run_id")
+_TARGET_TABLES: dict[str, tuple[TableSpec, sa.Table]] = {}
+
+
+def table_of(spec: TableSpec) -> sa.Table:
+    """The application table of a spec, built from the spec alone (its parents first, for the foreign keys).
+
+    One table per name in `metadata`: a second spec naming the same table with other columns is refused,
+    never given the first one's definition."""
+    known = _TARGET_TABLES.get(spec.target_table)
+    if known:
+        first, table = known
+        if first is not spec and [c.target for c in first.columns] != [c.target for c in spec.columns]:
+            raise ValueError(
+                f"spec {spec.entity!r} defines table {spec.target_table!r} with other columns than spec "
+                f"{first.entity!r}"
+            )
+        return table
+    for parent in spec.parents:
+        table_of(parent)
+    table = _target_table(spec)
+    _TARGET_TABLES[spec.target_table] = (spec, table)
+    return table
 
 
 def _target_table(spec: TableSpec) -> sa.Table:
@@ -100,19 +122,16 @@ def _target_table(spec: TableSpec) -> sa.Table:
         for column in spec.columns
     ]
     constraints: list[sa.SchemaItem] = [sa.PrimaryKeyConstraint(*spec.business_key)]
-    for fk in spec.foreign_keys:
-        parent = next(s for s in CATALOG if s.entity == fk.parent)
-        constraints.append(
-            sa.ForeignKeyConstraint(
-                list(fk.columns), [f"{parent.target_table}.{name}" for name in fk.parent_columns]
-            )
-        )
+    constraints.extend(
+        sa.ForeignKeyConstraint(list(fk.columns), [f"{fk.parent.target_table}.{name}" for name in fk.parent_columns])
+        for fk in spec.foreign_keys
+    )
     constraints.extend(
         sa.Index(
             f"uq_{spec.target_table}_{'_'.join(unique)}_live",
             *unique,
             unique=True,
-            postgresql_where=sa.text("deleted_at is null"),
+            postgresql_where=sa.text(live()),
         )
         for unique in spec.unique
     )
@@ -121,11 +140,8 @@ def _target_table(spec: TableSpec) -> sa.Table:
         metadata,
         *columns,
         sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.Column("deleted_at", sa.DateTime(timezone=True)),
+        sa.Column(DELETED_AT, sa.DateTime(timezone=True)),
         sa.Column("sync_run_id", sa.BigInteger),
         *constraints,
         comment=spec.description,
     )
-
-
-TARGET_TABLES: dict[str, sa.Table] = {spec.entity: _target_table(spec) for spec in CATALOG}

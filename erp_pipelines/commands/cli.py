@@ -23,8 +23,7 @@ from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.migrations import alembic_config
-
-SOURCES = sorted({spec.source_system for spec in CATALOG})
+from erp_pipelines.sources.registry import SYSTEMS
 
 
 def _engine() -> sa.Engine:
@@ -170,38 +169,25 @@ def status() -> None:
         )
 
 
-def _probe(source: str) -> str:
-    """Opens a session to one source and says what it can read."""
-    from erp_pipelines.resources import as400_resource, legacy_4d_resource
-
-    if source == "as400":
-        adapter = as400_resource(secrets_from_env_var=False).source()
-        specs = [spec for spec in CATALOG if spec.source_system == "as400"]
-        report = adapter.connection_report(specs)
-        readable = [spec.entity for spec in specs if adapter.count_rows(spec) >= 0]
-        return "\n  ".join([f"{adapter.settings.describe()}; readable: {', '.join(readable)}", *report])
-    resource = legacy_4d_resource(secrets_from_env_var=False)
-    source = resource.source()
-    source.retry_refused_login = True  # an operator asking: try credentials the server refused before, once
-    found = source.test_connection([spec for spec in CATALOG if spec.source_system == "legacy_4d"])
-    return f"{resource.scheme}://{resource.host}:{resource.port} as {resource.username}; {found}"
-
-
 @main.command(name="test-connection")
-@click.option("--source", type=click.Choice([*SOURCES, "all"]), default="all", show_default=True)
+@click.option("--source", type=click.Choice([*(system.name for system in SYSTEMS), "all"]), default="all",
+              show_default=True)
 def test_connection(source: str) -> None:
     """Open a session to each source and say plainly whether it worked (no secrets printed).
 
-    For the AS400 it also prints what a DBA checks before the first sync: driver and server versions, the
-    isolation, how text is read, TLS, and per whitelisted file its members, CCSIDs, journal and whether the
-    change sensor's stamp query can use an index."""
+    Each system says what its operators check before the first sync (`SourceResource.probe`); the IBM i, for
+    instance, prints driver and server versions, the isolation, how text is read, TLS, and per whitelisted
+    file its members, CCSIDs, journal and whether the change sensor's stamp query can use an index."""
     failed = False
-    for name in SOURCES if source == "all" else [source]:
+    for system in SYSTEMS:
+        if source not in ("all", system.name):
+            continue
         try:
-            click.echo(f"{name}: OK — {_probe(name)}")
+            probe = system.resource(secrets_from_env_var=False).probe(list(system.tables))
+            click.echo(f"{system.name}: OK — {probe}")
         except Exception as exc:
             failed = True
-            click.echo(f"{name}: FAILED — {type(exc).__name__}: {exc}", err=True)
+            click.echo(f"{system.name}: FAILED — {type(exc).__name__}: {exc}", err=True)
     sys.exit(1 if failed else 0)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -13,9 +11,12 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from erp_pipelines.app_db.tables import sync_error, sync_run, sync_watermark
-from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.engine.decoders import python_value
-from erp_pipelines.sources.base import RecordKey, Watermark
+from erp_pipelines.core.decoders import python_value
+from erp_pipelines.core.source import RecordKey, Watermark
+from erp_pipelines.core.spec import TableSpec
+from erp_pipelines.engine.postgres import copy_csv
+
+ERROR_COLUMNS = ("sync_run_id", "source_system", "entity", "source_key", "rules", "error_message", "raw_record")
 
 
 def raw_records(raw: pa.RecordBatch, rows: Sequence[int]) -> list[dict[str, Any]]:
@@ -138,25 +139,9 @@ class Audit:
             known.add(fingerprint)
             new.append((run_id, self.spec.source_system, self.spec.entity, key, json.dumps(sorted(failed)),
                         "; ".join(failed.values()), json.dumps(record, sort_keys=True, default=str)))
-        self._copy_errors(new)
+        # COPY, not one INSERT per record: a run may quarantine a whole table (a parent not loaded).
+        copy_csv(self.connection, "sync_error", ERROR_COLUMNS, new)
         return len(new)
-
-    def _copy_errors(self, rows: list[tuple[Any, ...]]) -> None:
-        """COPY, not one INSERT per record: a run may quarantine a whole table (a parent not loaded)."""
-        if not rows:
-            return
-        buffer = io.StringIO()
-        csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
-        buffer.seek(0)
-        cursor = self.connection.connection.driver_connection.cursor()
-        try:
-            cursor.copy_expert(
-                "copy sync_error (sync_run_id, source_system, entity, source_key, rules, error_message, raw_record) "
-                "from stdin with (format csv)",
-                buffer,
-            )
-        finally:
-            cursor.close()
 
     def has_open_errors(self) -> bool:
         return self.connection.execute(

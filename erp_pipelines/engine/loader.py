@@ -19,31 +19,24 @@ table ("Remove Foreign Key Constraints"); other sessions never see the table wit
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pgpq
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from erp_pipelines.catalog.spec import ForeignKey, TableSpec
+from erp_pipelines.app_db.tables import AUDIT_COLUMNS
+from erp_pipelines.core.spec import DELETED_AT, ForeignKey, TableSpec, live
+from erp_pipelines.engine.postgres import columns as _columns
+from erp_pipelines.engine.postgres import copy_arrow, quote
 
 POSITION = "_pos"
 VALID = "_valid"
 MAX_UNIQUE_ROUNDS = 50
 WORK_MEM = "64MB"
-
-
-def quote(name: str) -> str:
-    """Quotes a catalog-defined identifier (never user input) for PostgreSQL."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _columns(names: Iterable[str], prefix: str = "") -> str:
-    return ", ".join(f"{prefix}{quote(name)}" for name in names)
+AUDIT = _columns(AUDIT_COLUMNS)
 
 
 def _equal(names: Iterable[str], left: str, right: str) -> str:
@@ -58,28 +51,6 @@ def _shown(names: Sequence[str], alias: str, numeric: frozenset[str] = frozenset
         f"'{n}=' || coalesce(quote_literal({alias}.{quote(n)}::text), 'NULL')" for n in names
     )
     return f"('(' || {parts} || ')')"
-
-
-def copy_arrow(connection: sa.Connection, table_name: str, data: pa.Table) -> None:
-    """COPY in PostgreSQL's binary format, encoded straight from Arrow (no text round trip)."""
-    if data.num_rows == 0:
-        return
-    encoder = pgpq.ArrowToPostgresBinaryEncoder(data.schema)
-    buffer = io.BytesIO()
-    buffer.write(encoder.write_header())
-    for batch in data.to_batches():
-        buffer.write(encoder.write_batch(batch))
-    buffer.write(encoder.finish())
-    buffer.seek(0)
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        cursor.copy_expert(
-            f"copy {quote(table_name)} ({_columns(data.column_names)}) from stdin with (format binary)",
-            buffer,
-            size=1 << 20,
-        )
-    finally:
-        cursor.close()
 
 
 @dataclass
@@ -194,16 +165,16 @@ class RunStage:
         )
 
     def _no_live_parent(self, fk: ForeignKey, alias: str) -> str:
-        parent = self.parents[fk.parent]
+        parent = self.parents[fk.parent.entity]
         pairs = list(zip(fk.columns, fk.parent_columns, strict=True))
         join = " and ".join(f"p.{quote(pc)} = {alias}.{quote(c)}" for c, pc in pairs)
-        return f"not exists (select 1 from {quote(parent.name)} p where {join} and p.deleted_at is null)"
+        return f"not exists (select 1 from {quote(parent.name)} p where {join} and {live('p')})"
 
     def _reject_missing_parents(self) -> None:
         for fk in self.spec.foreign_keys:
             present = " and ".join(f"s.{quote(c)} is not null" for c in fk.columns)
             self._reject(
-                f"select s.{POSITION}, 'missing_parent:{fk.parent}', 'parent {fk.parent} ' || "
+                f"select s.{POSITION}, 'missing_parent:{fk.parent.entity}', 'parent {fk.parent.entity} ' || "
                 f"{self._shown(fk.columns, 's')} || ' is not live in the application database' "
                 f"from {quote(self.stage)} s where s.{VALID} and {present} and {self._no_live_parent(fk, 's')}"
             )
@@ -215,7 +186,7 @@ class RunStage:
         if not self.spec.distinct_values_of:
             self._execute(
                 f"insert into {deletions} select {_columns(self.key, 't.')}, 'deleted at the source' "
-                f"from {target} t where t.deleted_at is null "
+                f"from {target} t where {live('t')} "
                 f"and not exists (select 1 from {stage} s where {_equal(self.key, 's', 't')})"
             )
         if self.spec.foreign_keys:
@@ -224,7 +195,7 @@ class RunStage:
                 f"from {target} t join {stage} s on {_equal(self.key, 's', 't')} "
                 f"join {quote(self.rejects)} r on r.{POSITION} = s.{POSITION} "
                 f"and starts_with(r.rule, 'missing_parent:') "
-                f"where t.deleted_at is null and not exists (select 1 from {stage} a "
+                f"where {live('t')} and not exists (select 1 from {stage} a "
                 f"where {_equal(self.key, 'a', 't')} and {self._accepted('a')})"
             )
 
@@ -241,7 +212,7 @@ class RunStage:
                     f"and {present.format(a='s')}), "
                     f"converged as (select {_columns(self.key)}, {columns}, true as staged from accepted "
                     f"union all select {_columns(self.key, 't.')}, {_columns(unique, 't.')}, false from {target} t "
-                    f"where t.deleted_at is null and ({_columns(unique, 't.')}) in (select {columns} from accepted) "
+                    f"where {live('t')} and ({_columns(unique, 't.')}) in (select {columns} from accepted) "
                     f"and not exists (select 1 from accepted a where {_equal(self.key, 'a', 't')}) "
                     f"and not exists (select 1 from {deletions} d where {_equal(self.key, 'd', 't')})), "
                     f"clash as (select {columns}, string_agg({self._shown(self.key, 'c')} || "
@@ -300,8 +271,8 @@ class RunStage:
     def _apply_deletions(self) -> tuple[int, int]:
         rows = self._execute(
             f"with gone as (select distinct on ({_columns(self.key)}) * from {quote(self.deletions)}) "
-            f"update {quote(self.table.name)} t set deleted_at = now(), sync_run_id = %(run)s from gone d "
-            f"where {_equal(self.key, 'd', 't')} and t.deleted_at is null returning d.reason",
+            f"update {quote(self.table.name)} t set {DELETED_AT} = now(), sync_run_id = %(run)s from gone d "
+            f"where {_equal(self.key, 'd', 't')} and {live('t')} returning d.reason",
             {"run": self.sync_run_id},
         ).fetchall()
         withdrawn = sum(1 for (reason,) in rows if reason == "parent no longer live")
@@ -318,8 +289,8 @@ class RunStage:
         stage, target = quote(self.stage), quote(self.table.name)
         for unique in self.spec.unique:
             self._execute(
-                f"update {target} t set deleted_at = now() from {stage} s where {_equal(self.key, 's', 't')} "
-                f"and {self._accepted('s')} and t.deleted_at is null "
+                f"update {target} t set {DELETED_AT} = now() from {stage} s where {_equal(self.key, 's', 't')} "
+                f"and {self._accepted('s')} and {live('t')} "
                 f"and ({_columns(unique, 't.')}) is distinct from ({_columns(unique, 's.')})"
             )
 
@@ -331,18 +302,18 @@ class RunStage:
             same = (f" and ({_columns(self.values, 't.')}) is not distinct from ({_columns(self.values, 's.')})"
                     if self.values else "")
             changed += (f" and not exists (select 1 from {target} t where {_equal(self.key, 't', 's')} "
-                        f"and t.deleted_at is null{same})")
+                        f"and {live('t')}{same})")
         if self.initial_load:  # nothing to conflict with: the target was empty and duplicates are rejected
             inserted = self._execute(
-                f"insert into {target} ({names}, synced_at, deleted_at, sync_run_id) "
+                f"insert into {target} ({names}, {AUDIT}) "
                 f"select {names}, now(), null, %(run)s from ({changed}) s", {"run": self.sync_run_id}).rowcount
             return int(inserted), 0
         updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in self.values)
         row = self._execute(
-            f"with changed as (insert into {target} ({names}, synced_at, deleted_at, sync_run_id) "
+            f"with changed as (insert into {target} ({names}, {AUDIT}) "
             f"select {names}, now(), null, %(run)s from ({changed}) s "
             f"on conflict ({_columns(self.key)}) do update set "
-            f"{updates + ', ' if updates else ''}synced_at = now(), deleted_at = null, "
+            f"{updates + ', ' if updates else ''}synced_at = now(), {DELETED_AT} = null, "
             f"sync_run_id = excluded.sync_run_id "
             f"returning (xmax = 0) as inserted) "
             f"select count(*) filter (where inserted), count(*) filter (where not inserted) from changed",

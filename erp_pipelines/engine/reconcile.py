@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import TARGET_TABLES
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.app_db.tables import table_of
+from erp_pipelines.core.source import SourceAdapter
+from erp_pipelines.core.spec import TableSpec, live
 from erp_pipelines.engine.audit import key_json
-from erp_pipelines.engine.loader import copy_arrow, quote
+from erp_pipelines.engine.postgres import copy_arrow, quote
 from erp_pipelines.engine.validation import decode_business_key
-from erp_pipelines.sources.base import SourceAdapter
 
 SAMPLE_SIZE = 10
 
@@ -50,7 +50,7 @@ def keys_only(spec: TableSpec) -> TableSpec:
 
 
 def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reconciliation:
-    table = TARGET_TABLES[spec.entity]
+    table = table_of(spec)
     key = list(spec.business_key)
     keys_table = f"reconcile_{spec.entity}"
     result = Reconciliation()
@@ -69,12 +69,12 @@ def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reco
         match = " and ".join(f"t.{quote(k)} = r.{quote(k)}" for k in key)
         unaccounted = connection.exec_driver_sql(
             f"select r.exact from {quote(keys_table)} r where not exists (select 1 from {quote(table.name)} t "
-            f"where {match} and t.deleted_at is null) and not exists (select 1 from sync_error e "
+            f"where {match} and {live('t')}) and not exists (select 1 from sync_error e "
             f"where e.entity = %(entity)s and e.resolved_at is null and e.source_key = r.exact::jsonb)",
             {"entity": spec.entity},
         ).scalars().all()
         orphans = connection.exec_driver_sql(
-            f"select {names} from {quote(table.name)} t where t.deleted_at is null "
+            f"select {names} from {quote(table.name)} t where {live('t')} "
             f"and not exists (select 1 from {quote(keys_table)} r where {match})"
         ).all()
         connection.rollback()

@@ -19,14 +19,14 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import TARGET_TABLES, sync_alert, sync_run
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.app_db.tables import sync_alert, sync_run, table_of
+from erp_pipelines.core.source import Extraction, RecordKey, SourceAdapter, Watermark
+from erp_pipelines.core.spec import TableSpec, live
 from erp_pipelines.engine.audit import Audit, raw_records, shown_key
 from erp_pipelines.engine.loader import RunStage
 from erp_pipelines.engine.pipeline import BackgroundWriter, Prefetcher
 from erp_pipelines.engine.spill import RawSpill
 from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate, decode_business_key
-from erp_pipelines.sources.base import Extraction, RecordKey, SourceAdapter, Watermark
 
 SyncMode = Literal["incremental", "full", "replay"]
 DEFAULT_MAX_REJECTED_SHARE = 0.10
@@ -162,8 +162,8 @@ class SyncRun:
         self.report = report
         self.on_batch = on_batch
         self.run_id = report.sync_run_id or 0
-        self.stage = RunStage(connection, spec, TARGET_TABLES[spec.entity],
-                              {p: TARGET_TABLES[p] for p in spec.parents}, self.run_id)
+        self.stage = RunStage(connection, spec, table_of(spec),
+                              {parent.entity: table_of(parent) for parent in spec.parents}, self.run_id)
         self.failures: dict[int, dict[str, str]] = {}
         self.open_keys: set[RecordKey] = set()
         self.open_keys_read: dict[RecordKey, list[int]] = {}
@@ -301,9 +301,9 @@ class SyncRun:
     def finish(self, started: float) -> None:
         report = self.report
         report.duration_seconds = time.perf_counter() - started
-        live = self.connection.exec_driver_sql(
-            f'select count(*) from "{self.spec.target_table}" where deleted_at is null').scalar_one()
-        report.open_quarantined, report.table_rejected_share = self.audit.open_records_share(int(live))
+        live_rows = self.connection.exec_driver_sql(
+            f'select count(*) from "{self.spec.target_table}" where {live()}').scalar_one()
+        report.open_quarantined, report.table_rejected_share = self.audit.open_records_share(int(live_rows))
         report.status = "PARTIALLY_COMPLETED" if report.rejected or report.open_quarantined else "COMPLETED"
         messages = [report.forced_full_reason, report.rejected_share_message() if report.rejected_share_exceeded
                     else None]

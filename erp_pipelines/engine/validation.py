@@ -11,9 +11,9 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.engine.decoders import python_value
-from erp_pipelines.sources.base import STRUCTURED_VALUES, SchemaDriftError, require_source_columns
+from erp_pipelines.core.decoders import python_value
+from erp_pipelines.core.source import STRUCTURED_VALUES, SchemaDriftError, require_source_columns
+from erp_pipelines.core.spec import TableSpec
 
 
 @dataclass

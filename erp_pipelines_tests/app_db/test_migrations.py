@@ -8,7 +8,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from erp_pipelines.app_db.tables import TARGET_TABLES, metadata
+from erp_pipelines.catalog import application_metadata
 from erp_pipelines.migrations import alembic_config
 
 pytestmark = pytest.mark.integration
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_migrated_schema_matches_the_catalog(app_db: sa.Engine) -> None:
     with app_db.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+        differences = compare_metadata(MigrationContext.configure(connection), application_metadata())
     assert differences == []
 
 
@@ -26,7 +26,7 @@ def test_children_reference_the_product(app_db: sa.Engine) -> None:
         (foreign_key,) = inspector.get_foreign_keys(table)
         assert foreign_key["referred_table"] == "product"
         assert foreign_key["constrained_columns"] == ["item_number"]
-    assert set(TARGET_TABLES) >= {"product", "product_measurement", "product_pricing", "product_stock"}
+    assert set(application_metadata().tables) >= {"product", "product_measurement", "product_pricing", "product_stock"}
 
 
 def test_live_sku_is_unique(app_db: sa.Engine) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from erp_pipelines.engine.decoders import (
+from erp_pipelines.core.decoders import (
     Boolean,
     CyymmddDate,
     CyymmddHhmmssTimestamp,
@@ -177,7 +177,7 @@ def test_ebcdic_bytes_that_are_no_text_are_rejected() -> None:
 def test_every_text_decoder_and_the_text_rule_agree_on_control_characters() -> None:
     """One rule: a character is a control in a translated CHAR column exactly when EbcdicText rejects the byte
     that decodes to it (issue 11 item 9: U+0085 and U+009F loaded from CHAR, were rejected from FOR BIT DATA)."""
-    from erp_pipelines.schemas.fields import no_control_characters
+    from erp_pipelines.core.fields import no_control_characters
 
     characters = bytes(range(256)).decode("cp037")
     rejected_by_rule = ~no_control_characters(pd.Series(list(characters), dtype="string"), flag=True).to_numpy()

@@ -15,8 +15,8 @@ from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.audit import Audit, canonical_record
 from erp_pipelines.engine.reconcile import reconcile
 from erp_pipelines.engine.sync import SyncReport, run_sync
-from erp_pipelines.resources import As400Resource, as400_resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
+from erp_pipelines.sources.as400.resource import As400Resource, as400_resource
 from erp_sandbox.as400.seed import SeedManifest
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_sandbox.as400.seed import SeedManifest
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
 from erp_pipelines.engine.sync import SyncReport, run_sync
-from erp_pipelines.resources import Legacy4DResource
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_sandbox.legacy_4d.seed import INJECTION_TEXTS
 from erp_sandbox.legacy_4d.server import EmulatorServer

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from erp_pipelines.assets import table_asset_key, table_assets
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.resources import AppDatabaseResource
 
 

@@ -22,10 +22,10 @@ import requests
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.core.source import SchemaDriftError
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import Legacy4DResource
-from erp_pipelines.sources.base import SchemaDriftError
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.support.bad_input import (
     PhaseReader,
     Scenario,

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import SyncReport, run_sync
-from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
 from erp_pipelines.sources.as400.connection import As400ConnectionError
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines_tests.support.faults import small_batch_source, stock_source_rows, stock_target_rows
 from erp_sandbox.as400.seed import SeedManifest
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import As400Resource
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines_tests.support.faults import small_batch_source, stock_source_rows, stock_target_rows
 from erp_pipelines_tests.support.sandbox import ROOT
 from erp_sandbox.as400.seed import SeedManifest

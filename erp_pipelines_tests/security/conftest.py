@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines_tests.support.security import PgProxy, through
 
 

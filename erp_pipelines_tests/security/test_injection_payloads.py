@@ -20,15 +20,16 @@ import pytest
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.core.source import InvalidWatermarkError, SchemaDriftError, SettingError
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import As400Resource, legacy_4d_resource
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400ConfigError, As400ConnectionError, As400Settings
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.as400.sql import UnsafeSqlError
-from erp_pipelines.sources.base import InvalidWatermarkError, SchemaDriftError, SettingError
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DClient
+from erp_pipelines.sources.legacy_4d.resource import legacy_4d_resource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.security import PAYLOAD_IDS, PAYLOADS, PgProxy, refusal, request_log, through
 from erp_sandbox.legacy_4d.server import EmulatorServer

@@ -17,12 +17,13 @@ import pytest
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
+from erp_pipelines.core.source import TableNotAllowedError
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import As400Resource, Legacy4DResource
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.as400.sql import parse_whitelist
-from erp_pipelines.sources.base import TableNotAllowedError
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.security import WRITES, WRITES_PAST_THE_DRIVER, PgProxy, request_log
 from erp_sandbox.legacy_4d.server import EmulatorServer

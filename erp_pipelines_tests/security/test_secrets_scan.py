@@ -38,18 +38,14 @@ from sqlalchemy.engine import make_url
 
 from erp_pipelines.catalog import CATALOG, get_spec
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import (
-    AppDatabaseResource,
-    As400Resource,
-    Legacy4DResource,
-    as400_resource,
-    legacy_4d_resource,
-)
-from erp_pipelines.sensors import as400_change_sensor, freshness_sensor
+from erp_pipelines.resources import AppDatabaseResource
+from erp_pipelines.sensors import change_sensors, freshness_sensor
 from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.adapter import As400Extraction, As400Source
 from erp_pipelines.sources.as400.connection import As400AuthenticationError, As400ConfigError
+from erp_pipelines.sources.as400.resource import As400Resource, as400_resource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DClient, Legacy4DLicenseError
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource, legacy_4d_resource
 from erp_pipelines_tests.support.legacy_4d import RawRest
 from erp_pipelines_tests.support.sandbox import operator_env
 from erp_pipelines_tests.support.security import leaked, request_log
@@ -213,7 +209,7 @@ def test_no_password_anywhere_after_a_failing_run(
         context = dg.build_sensor_context(instance=instance, resources=sensor_resources, definitions=defs)
         assert freshness_sensor.evaluate_tick(context).run_requests
         with pytest.raises(Exception, match="password authentication failed") as sensor_error:
-            as400_change_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=sensor_resources,
+            change_sensors["as400"].evaluate_tick(dg.build_sensor_context(instance=instance, resources=sensor_resources,
                                                                       definitions=defs))
     with app_db.connect() as connection:
         statuses = dict(connection.execute(sa.text(

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from erp_pipelines.catalog import get_spec
-from erp_pipelines.sources.base import SchemaDriftError, require_source_columns
+from erp_pipelines.core.source import SchemaDriftError, require_source_columns
 
 STOCK = get_spec("product_stock")
 CATEGORY = get_spec("erp_category")

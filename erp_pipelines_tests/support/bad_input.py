@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import SyncReport
 
 Quarantine = dict[tuple[str, str], list[sa.Row]]

@@ -16,9 +16,7 @@ import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from erp_pipelines.catalog.legacy_4d_tables import CategoryName
-from erp_pipelines.catalog.spec import Column, TableSpec
-from erp_pipelines.engine.decoders import (
+from erp_pipelines.core.decoders import (
     Boolean,
     CyymmddHhmmssTimestamp,
     Decimal,
@@ -29,11 +27,13 @@ from erp_pipelines.engine.decoders import (
     Text,
     TrimmedText,
 )
-from erp_pipelines.resources import As400Resource
+from erp_pipelines.core.spec import Column, TableSpec
 from erp_pipelines.sources.as400.adapter import As400Source
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 from erp_pipelines.sources.legacy_4d.session import SessionJar
+from erp_pipelines.sources.legacy_4d.tables import CategoryName
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_sandbox.legacy_4d.server import EmulatorServer
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.app_db.tables import metadata
-from erp_pipelines.resources import As400Resource, as400_resource
+from erp_pipelines.sources.as400.resource import As400Resource, as400_resource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 
 ROOT = Path(__file__).resolve().parents[2]

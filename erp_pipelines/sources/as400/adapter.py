@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -21,11 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyodbc
 
-from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.engine.decoders import CyymmddHhmmssTimestamp, EbcdicText
-from erp_pipelines.sources.as400 import sql
-from erp_pipelines.sources.as400.connection import As400Settings
-from erp_pipelines.sources.base import (
+from erp_pipelines.core.decoders import CyymmddHhmmssTimestamp, EbcdicText
+from erp_pipelines.core.source import (
     InvalidWatermarkError,
     PermanentSourceError,
     RecordKey,
@@ -35,6 +32,9 @@ from erp_pipelines.sources.base import (
     exact_keys,
     require_source_columns,
 )
+from erp_pipelines.core.spec import TableSpec
+from erp_pipelines.sources.as400 import sql
+from erp_pipelines.sources.as400.connection import As400Settings
 
 # Keys per replay (and per narrowing) statement: keeps statements short on both Db2 for i and the stand-in.
 REPLAY_CHUNK = 200
@@ -533,8 +533,10 @@ class As400Source:
                 return f"{schema.strip()}.{name.strip()} ({kind.strip()}: {keys.strip()})"
         return None
 
-    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
+    def change_markers(self, specs: list[TableSpec], previous: Mapping[str, str] | None = None) -> dict[str, str]:
         """A cheap "did anything change" marker per table: its newest plausible change stamp and its row count.
+
+        Computed from scratch every tick (one indexed row per table), so the previous markers are not needed.
 
         One connection for all tables. The stamp is one row read through an index led by the stamp columns,
         checked first: without one every tick would sort the whole file, so the tick fails naming the index to

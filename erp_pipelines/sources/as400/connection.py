@@ -17,14 +17,14 @@ from typing import Literal
 import pyodbc
 from arrow_odbc import TextEncoding
 
-from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
-from erp_pipelines.sources.base import (
+from erp_pipelines.core.source import (
     SettingError,
     SourceAuthenticationError,
     SyncSourceError,
     flag_setting,
     number_setting,
 )
+from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
 
 DriverProfile = Literal["ibmi", "postgresql"]
 # Rows per fetched Arrow batch: the memory bound of a sync (fetch buffers, decoded and staged copies).

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from erp_pipelines.sources.base import PermanentSourceError
+from erp_pipelines.core.source import PermanentSourceError
 
 # IBM i system names (libraries, files, fields) may begin with A-Z, $, # or @ and go on with those, digits and _
 # (IBM Db2 for i SQL reference, "Identifiers" / "SQL identifiers", rbafzsqlidts; system names are at most

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
-from erp_pipelines.catalog.spec import TableSpec
-from erp_pipelines.sources.base import (
+from erp_pipelines.core.source import (
     STRUCTURED_VALUES,
     InvalidWatermarkError,
     RecordKey,
@@ -22,6 +21,7 @@ from erp_pipelines.sources.base import (
     exact_keys,
     require_source_columns,
 )
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
 
 GLOBAL_STAMP = "__GlobalStamp"
@@ -365,11 +365,7 @@ class Legacy4DSource:
                                               primary_key=primary_key)._derived_values())
             return client.count(spec.source_table)
 
-    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
-        """Markers from scratch (no previous tick): see `change_markers_since`."""
-        return self.change_markers_since(specs, {})
-
-    def change_markers_since(self, specs: list[TableSpec], previous: dict[str, str]) -> dict[str, str]:
+    def change_markers(self, specs: list[TableSpec], previous: Mapping[str, str] | None = None) -> dict[str, str]:
         """Per entity, the datastore stamp at which its dataclass was last seen changing; one request per tick.
 
         4D writes the current global stamp into every saved entity and every ``__DeletedRecords`` entry, then
@@ -378,6 +374,7 @@ class Legacy4DSource:
         one request per tracked dataclass for its saves (``__GlobalStamp >= last``) and, if anything was
         deleted at all, one per dataclass for its deletions. A stamp that went backwards marks every entity.
         """
+        previous = previous or {}
         for spec in specs:
             self._check(spec)
         tracked = [spec for spec in specs if spec.change_tracking is not None]

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import requests
 
-from erp_pipelines.sources.base import SettingError, SourceAuthenticationError
+from erp_pipelines.core.source import SettingError, SourceAuthenticationError
 from erp_pipelines.sources.legacy_4d.session import SessionJar, SessionState
 
 log = logging.getLogger(__name__)

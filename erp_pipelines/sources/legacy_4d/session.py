@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from erp_pipelines.sources.base import SettingError
+from erp_pipelines.core.source import SettingError
 
 LOCK_POLL_SECONDS = 0.05
 FINGERPRINT_ROUNDS = 100_000

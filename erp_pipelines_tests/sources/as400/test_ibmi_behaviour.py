@@ -17,13 +17,13 @@ import pytest
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec
-from erp_pipelines.catalog.spec import Column
+from erp_pipelines.core.source import PermanentSourceError, SchemaDriftError
+from erp_pipelines.core.spec import Column
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import As400Resource
 from erp_pipelines.sources.as400.adapter import As400Source, to_cyymmdd_hhmmss
 from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.as400.sql import QualifiedTable
-from erp_pipelines.sources.base import PermanentSourceError, SchemaDriftError
 from erp_sandbox.as400 import dds
 from erp_sandbox.as400.seed import SeedManifest
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from erp_pipelines.sources.base import STRUCTURED_VALUES
+from erp_pipelines.core.source import STRUCTURED_VALUES
 from erp_pipelines.sources.legacy_4d.adapter import records_to_batch
 from erp_pipelines.sources.legacy_4d.client import deferred_key
 

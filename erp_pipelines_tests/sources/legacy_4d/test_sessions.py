@@ -20,13 +20,13 @@ import requests
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
+from erp_pipelines.core.source import SchemaDriftError, SettingError
 from erp_pipelines.definitions import defs
 from erp_pipelines.engine.sync import run_sync
-from erp_pipelines.resources import Legacy4DResource
-from erp_pipelines.sensors import legacy_4d_change_sensor
-from erp_pipelines.sources.base import SchemaDriftError, SettingError
+from erp_pipelines.sensors import change_sensors
 from erp_pipelines.sources.legacy_4d.adapter import DATASTORE_MARKER
 from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME, RawRest
 from erp_sandbox.legacy_4d.seed import seed_store
@@ -198,25 +198,25 @@ def test_the_change_sensor_sends_one_request_per_quiet_tick(
     legacy4d_seeded: dict, legacy4d_server: EmulatorServer, legacy4d_store: LegacyStore, tmp_path: Path,
 ) -> None:
     source = _resource(legacy4d_server, tmp_path / "s.json").source()
-    baseline = source.change_markers_since(SPECS, {})
+    baseline = source.change_markers(SPECS, {})
     requests.delete(f"{legacy4d_server.base_url}/_emulator/stats", timeout=10)
-    assert source.change_markers_since(SPECS, baseline) == baseline
+    assert source.change_markers(SPECS, baseline) == baseline
     assert _stats(legacy4d_server)["requests_served"] == 1
     legacy4d_store.update("Orders", 3, {"Status": "CANCELLED"})
     legacy4d_store.delete("Inventory", [4])
-    moved = source.change_markers_since(SPECS, baseline)
+    moved = source.change_markers(SPECS, baseline)
     changed = sorted(e for e in moved if not e.startswith("__") and moved[e] != baseline[e])
     assert changed == ["erp_inventory", "erp_order"]
     assert int(moved[DATASTORE_MARKER]) == legacy4d_store.global_stamp()
     _control(legacy4d_server, "global_stamp", {"value": 2})
-    reset = source.change_markers_since(SPECS, moved)
+    reset = source.change_markers(SPECS, moved)
     assert all(reset[spec.entity].startswith("reset@") for spec in SPECS)
 
 
 def _tick(instance: dg.DagsterInstance, resource: Legacy4DResource, cursor: str | None) -> dg.SensorResult:
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"legacy_4d": resource},
                                       definitions=defs)
-    return legacy_4d_change_sensor.evaluate_tick(context)
+    return change_sensors["legacy_4d"].evaluate_tick(context)
 
 
 def test_a_simulated_day_holds_one_license_and_opens_one_session_per_session_loss(

@@ -9,7 +9,7 @@ import pandera.pandas as pa_pandas
 import pyarrow as pa
 from pandera.extensions import register_check_method
 
-from erp_pipelines.engine.decoders import CONTROL_CHARACTERS
+from erp_pipelines.core.decoders import CONTROL_CHARACTERS
 
 TEXT = pd.ArrowDtype(pa.string())
 DATE = pd.ArrowDtype(pa.date32())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa_pandas
 
-from erp_pipelines.schemas.fields import BOOL, DATE, TEXT, TIMESTAMP, decimal, text
+from erp_pipelines.core.fields import BOOL, DATE, TEXT, TIMESTAMP, decimal, text
 
 
 class ProductModel(pa_pandas.DataFrameModel):

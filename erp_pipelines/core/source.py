@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from erp_pipelines.catalog.spec import TableSpec
+from erp_pipelines.core.spec import TableSpec
 
 Watermark = dict[str, Any]
 RecordKey = tuple[Any, ...]
@@ -183,6 +183,7 @@ class SourceAdapter(Protocol):
         """Rows in the source table now (for reconciliation)."""
         ...
 
-    def change_markers(self, specs: list[TableSpec]) -> dict[str, str]:
-        """A cheap marker per entity that moves when its source table changes (change sensors)."""
+    def change_markers(self, specs: list[TableSpec], previous: Mapping[str, str] | None = None) -> dict[str, str]:
+        """A cheap marker per entity that moves when its source table changes (change sensors); `previous` is
+        the last tick's markers, for a source that can answer "anything since?" in one request (4D)."""
         ...

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from erp_pipelines.catalog.spec import ChangeTracking, Column, ForeignKey, TableSpec
-from erp_pipelines.engine.decoders import (
+from erp_pipelines.core.decoders import (
     Boolean,
     Decimal,
     Decoded,
@@ -20,7 +19,8 @@ from erp_pipelines.engine.decoders import (
     Text,
     TrimmedText,
 )
-from erp_pipelines.schemas.legacy_4d import (
+from erp_pipelines.core.spec import ChangeTracking, Column, ForeignKey, TableSpec
+from erp_pipelines.sources.legacy_4d.models import (
     ErpBillOfMaterialModel,
     ErpCategoryModel,
     ErpCustomerModel,
@@ -58,9 +58,9 @@ def _legacy_id(attribute: str) -> Column:
                      description=f"{attribute} in the 4D ERP")
 
 
-def _reference(target: str, attribute: str, parent: str) -> tuple[Column, ForeignKey]:
+def _reference(target: str, attribute: str, parent: TableSpec) -> tuple[Column, ForeignKey]:
     column = Column.of(target, attribute, Integer(), sa.BigInteger(), nullable=False,
-                       description=f"{attribute} → {parent}")
+                       description=f"{attribute} → {parent.entity}")
     return column, ForeignKey(columns=(target,), parent=parent, parent_columns=("legacy_id",))
 
 
@@ -104,7 +104,7 @@ ERP_PRODUCT = TableSpec(
     cadence="daily",
     description="Products of the 4D ERP: name and SKU required, SKU unique, exact prices, category.",
     change_tracking=GLOBAL_STAMP,
-    foreign_keys=(ForeignKey(columns=("category",), parent="erp_category", parent_columns=("name",)),),
+    foreign_keys=(ForeignKey(columns=("category",), parent=ERP_CATEGORY, parent_columns=("name",)),),
     unique=(("sku",),),
 )
 
@@ -133,7 +133,7 @@ ERP_CUSTOMER = TableSpec(
     change_tracking=GLOBAL_STAMP,
 )
 
-_ORDER_CUSTOMER, _ORDER_CUSTOMER_FK = _reference("customer_legacy_id", "CustomerID", "erp_customer")
+_ORDER_CUSTOMER, _ORDER_CUSTOMER_FK = _reference("customer_legacy_id", "CustomerID", ERP_CUSTOMER)
 ERP_ORDER = TableSpec(
     entity="erp_order",
     source_system="legacy_4d",
@@ -157,7 +157,7 @@ ERP_ORDER = TableSpec(
     foreign_keys=(_ORDER_CUSTOMER_FK,),
 )
 
-_INVOICE_ORDER, _INVOICE_ORDER_FK = _reference("order_legacy_id", "OrderID", "erp_order")
+_INVOICE_ORDER, _INVOICE_ORDER_FK = _reference("order_legacy_id", "OrderID", ERP_ORDER)
 ERP_INVOICE = TableSpec(
     entity="erp_invoice",
     source_system="legacy_4d",
@@ -181,7 +181,7 @@ ERP_INVOICE = TableSpec(
     foreign_keys=(_INVOICE_ORDER_FK,),
 )
 
-_INVENTORY_PRODUCT, _INVENTORY_PRODUCT_FK = _reference("product_legacy_id", "ProductID", "erp_product")
+_INVENTORY_PRODUCT, _INVENTORY_PRODUCT_FK = _reference("product_legacy_id", "ProductID", ERP_PRODUCT)
 ERP_INVENTORY = TableSpec(
     entity="erp_inventory",
     source_system="legacy_4d",
@@ -204,8 +204,8 @@ ERP_INVENTORY = TableSpec(
     foreign_keys=(_INVENTORY_PRODUCT_FK,),
 )
 
-_BOM_PARENT, _BOM_PARENT_FK = _reference("parent_product_legacy_id", "ParentProductID", "erp_product")
-_BOM_COMPONENT, _BOM_COMPONENT_FK = _reference("component_product_legacy_id", "ComponentProductID", "erp_product")
+_BOM_PARENT, _BOM_PARENT_FK = _reference("parent_product_legacy_id", "ParentProductID", ERP_PRODUCT)
+_BOM_COMPONENT, _BOM_COMPONENT_FK = _reference("component_product_legacy_id", "ComponentProductID", ERP_PRODUCT)
 ERP_BILL_OF_MATERIAL = TableSpec(
     entity="erp_bill_of_material",
     source_system="legacy_4d",

@@ -8,10 +8,17 @@ from typing import Literal
 import pandera.pandas as pa_pandas
 import sqlalchemy as sa
 
-from erp_pipelines.engine.decoders import Decoder
+from erp_pipelines.core.decoders import Decoder
 
-SourceSystem = Literal["as400", "legacy_4d"]
 Cadence = Literal["hourly", "daily"]
+
+DELETED_AT = "deleted_at"
+"""The audit column a soft delete sets: a row is live while it is NULL (the one live-row rule)."""
+
+
+def live(alias: str = "") -> str:
+    """The live-row predicate in SQL, optionally for a table alias: `t.deleted_at is null`."""
+    return f"{alias + '.' if alias else ''}{DELETED_AT} is null"
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class ForeignKey:
     """A reference to a parent entity's business key; a row whose parent is missing is rejected."""
 
     columns: tuple[str, ...]
-    parent: str
+    parent: TableSpec
     parent_columns: tuple[str, ...]
 
 
@@ -65,7 +72,8 @@ class TableSpec:
     """One synced entity: source table, business key, column mapping, validation model, target, cadence."""
 
     entity: str
-    source_system: SourceSystem
+    source_system: str
+    """The registered source system that reads it (`erp_pipelines.sources.registry`)."""
     source_table: str
     target_table: str
     business_key: tuple[str, ...]
@@ -108,8 +116,9 @@ class TableSpec:
         return names
 
     @property
-    def parents(self) -> list[str]:
-        return [fk.parent for fk in self.foreign_keys]
+    def parents(self) -> tuple[TableSpec, ...]:
+        """The specs this one references, each once: loaded first, rows without a live parent rejected."""
+        return tuple({fk.parent.entity: fk.parent for fk in self.foreign_keys}.values())
 
     def column(self, target: str) -> Column:
         return next(column for column in self.columns if column.target == target)

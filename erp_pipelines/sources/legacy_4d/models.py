@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa_pandas
 
-from erp_pipelines.schemas.fields import BOOL, DATE, INT, TEXT, TIME, decimal, text
+from erp_pipelines.core.fields import BOOL, DATE, INT, TEXT, TIME, decimal, text
 
 LEGACY_ID = {"ge": 1, "nullable": False, "description": "Primary key in the 4D ERP"}
 

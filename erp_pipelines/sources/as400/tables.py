@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from erp_pipelines.catalog.spec import ChangeTracking, Column, ForeignKey, TableSpec
-from erp_pipelines.engine.decoders import CyymmddDate, CyymmddHhmmssTimestamp, Decimal, Flag, TrimmedText
-from erp_pipelines.schemas.as400 import (
+from erp_pipelines.core.decoders import CyymmddDate, CyymmddHhmmssTimestamp, Decimal, Flag, TrimmedText
+from erp_pipelines.core.spec import ChangeTracking, Column, ForeignKey, TableSpec
+from erp_pipelines.sources.as400.models import (
     ProductMeasurementModel,
     ProductModel,
     ProductPricingModel,
@@ -18,7 +18,6 @@ ITEM_NUMBER = Column.of("item_number", "ITEMNO", TrimmedText(), sa.Text(), nulla
 SOURCE_CHANGED_AT = Column.of(
     "source_changed_at", ("CHGDAT", "CHGTIM"), CyymmddHhmmssTimestamp(), sa.DateTime(), nullable=False
 )
-PARENT_PRODUCT = ForeignKey(columns=("item_number",), parent="product", parent_columns=("item_number",))
 
 PRODUCT = TableSpec(
     entity="product",
@@ -42,6 +41,8 @@ PRODUCT = TableSpec(
     change_tracking=CHANGED,
     unique=(("sku",),),
 )
+
+PARENT_PRODUCT = ForeignKey(columns=("item_number",), parent=PRODUCT, parent_columns=("item_number",))
 
 PRODUCT_MEASUREMENT = TableSpec(
     entity="product_measurement",

@@ -1,1 +1,0 @@
-"""Pandera models, one per application table: the rules a row must pass to be loaded."""
