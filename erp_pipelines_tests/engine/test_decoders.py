@@ -9,19 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from erp_pipelines.core.decoders import (
-    Boolean,
-    CyymmddDate,
-    CyymmddHhmmssTimestamp,
-    Decimal,
-    EbcdicText,
-    Flag,
-    FourDDate,
-    FourDTime,
-    HhmmssTime,
-    Integer,
-    TrimmedText,
-)
+from erp_pipelines.core.decoders import Boolean, Decimal, Flag, Integer, TrimmedText
+from erp_pipelines.sources.as400.decoders import CyymmddDate, CyymmddHhmmssTimestamp, EbcdicText, HhmmssTime
+from erp_pipelines.sources.legacy_4d.decoders import FourDDate, FourDTime
 
 
 def _decimal7(value: int) -> pa.Array:

@@ -21,11 +21,11 @@ import pytest
 import sqlalchemy as sa
 
 from erp_pipelines.catalog import get_spec, specs_for
-from erp_pipelines.core.decoders import EbcdicText
 from erp_pipelines.core.source import SchemaDriftError
 from erp_pipelines.core.spec import Column, TableSpec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
+from erp_pipelines.sources.as400.decoders import EbcdicText
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines_tests.support.bad_input import (
     PhaseReader,

@@ -16,22 +16,14 @@ import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from erp_pipelines.core.decoders import (
-    Boolean,
-    CyymmddHhmmssTimestamp,
-    Decimal,
-    Flag,
-    FourDDate,
-    FourDTime,
-    Integer,
-    Text,
-    TrimmedText,
-)
+from erp_pipelines.core.decoders import Boolean, Decimal, Flag, Integer, Text, TrimmedText
 from erp_pipelines.core.spec import Column, TableSpec
 from erp_pipelines.sources.as400.adapter import As400Source
+from erp_pipelines.sources.as400.decoders import CyymmddHhmmssTimestamp
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.decoders import FourDDate, FourDTime
 from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines.sources.legacy_4d.tables import CategoryName
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME

@@ -21,7 +21,6 @@ import numpy as np
 import pyarrow as pa
 import pyodbc
 
-from erp_pipelines.core.decoders import CyymmddHhmmssTimestamp, EbcdicText
 from erp_pipelines.core.source import (
     InvalidWatermarkError,
     PermanentSourceError,
@@ -35,6 +34,7 @@ from erp_pipelines.core.source import (
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.as400.decoders import CyymmddHhmmssTimestamp, EbcdicText
 
 # Keys per replay (and per narrowing) statement: keeps statements short on both Db2 for i and the stand-in.
 REPLAY_CHUNK = 200

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from erp_pipelines.core.decoders import CyymmddDate, CyymmddHhmmssTimestamp, Decimal, Flag, TrimmedText
+from erp_pipelines.core.decoders import Decimal, Flag, TrimmedText
 from erp_pipelines.core.spec import ChangeTracking, Column, ForeignKey, TableSpec
+from erp_pipelines.sources.as400.decoders import CyymmddDate, CyymmddHhmmssTimestamp
 from erp_pipelines.sources.as400.models import (
     ProductMeasurementModel,
     ProductModel,

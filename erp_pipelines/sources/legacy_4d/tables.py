@@ -8,18 +8,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from erp_pipelines.core.decoders import (
-    Boolean,
-    Decimal,
-    Decoded,
-    FourDDate,
-    FourDTime,
-    Integer,
-    Template,
-    Text,
-    TrimmedText,
-)
+from erp_pipelines.core.decoders import Boolean, Decimal, Decoded, Integer, Template, Text, TrimmedText
 from erp_pipelines.core.spec import ChangeTracking, Column, ForeignKey, TableSpec
+from erp_pipelines.sources.legacy_4d.decoders import FourDDate, FourDTime
 from erp_pipelines.sources.legacy_4d.models import (
     ErpBillOfMaterialModel,
     ErpCategoryModel,
