@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from erp_pipelines.app_db.engine import app_engine
-from erp_pipelines.app_db.tables import metadata
+from erp_pipelines.catalog import application_metadata
 from erp_pipelines.sources.as400.resource import As400Resource, as400_resource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 
@@ -40,7 +40,7 @@ def operator_env(folder: Path, app_url: str, legacy_api_port: int) -> dict[str, 
 def empty_app_database(url: str) -> sa.Engine:
     """The application database with every table emptied (for fixtures of any scope)."""
     engine = app_engine(url)
-    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    names = ", ".join(f'"{table.name}"' for table in application_metadata().sorted_tables)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"truncate {names} restart identity cascade")
     return engine

@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from erp_pipelines.app_db.engine import app_engine
-from erp_pipelines.app_db.tables import metadata
+from erp_pipelines.catalog import application_metadata
 from erp_pipelines_tests.support.dagster_ui import DagsterUi, free_port, stop_process_group, wait_for_server
 from erp_pipelines_tests.support.legacy_4d import APP_NAME, PASSWORD, USERNAME
 from erp_pipelines_tests.support.sandbox import ROOT, operator_env
@@ -47,7 +47,7 @@ def dagster_ui(
     """Seeded sources, every asset materialized once, and a live webserver + daemon on a free port."""
     tmp = tmp_path_factory.mktemp("dagster_ui")
     engine = app_engine(app_url)
-    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    names = ", ".join(f'"{table.name}"' for table in application_metadata().sorted_tables)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"truncate {names} restart identity cascade")
     manifest = seed_as400(as400_owner_url, products=120, bad_share=0.02)

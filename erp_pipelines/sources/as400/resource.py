@@ -31,8 +31,6 @@ class As400Resource(SourceResource):
     batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, description="Rows per fetched Arrow batch (memory bound)")
 
     def settings(self) -> As400Settings:
-        if self.driver_profile not in ("ibmi", "postgresql"):
-            raise ValueError(f"AS400_DRIVER_PROFILE must be 'ibmi' or 'postgresql', not {self.driver_profile!r}")
         return As400Settings(
             username=self.username,
             password=self.password,

@@ -37,6 +37,10 @@ DATASTORE_MARKER = "__datastore_global_stamp"
 """Key of the change sensor's cursor that holds the datastore stamp seen last (not an entity)."""
 
 
+DEFAULT_BATCH_ROWS = 10_000
+"""Entities per validated and loaded batch (the memory bound of a 4D sync)."""
+
+
 class StampWentBackwardsError(InvalidWatermarkError):
     """4D's global stamp is below the stored watermark: restored data file, ``setGlobalStamp()``, another data
     file. Stamps since the watermark no longer mean "changed since": only a full sync is right."""
@@ -257,7 +261,7 @@ class Legacy4DSource:
     system = "legacy_4d"
 
     def __init__(
-        self, client_factory: Callable[[], Legacy4DClient], batch_rows: int = 5_000,
+        self, client_factory: Callable[[], Legacy4DClient], batch_rows: int = DEFAULT_BATCH_ROWS,
         overlap_stamps: int = DEFAULT_OVERLAP_STAMPS,
     ) -> None:
         self._client_factory = client_factory

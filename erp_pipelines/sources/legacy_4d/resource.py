@@ -10,7 +10,7 @@ from pydantic import Field
 
 from erp_pipelines.core.source import flag_setting, number_setting
 from erp_pipelines.core.spec import TableSpec
-from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_OVERLAP_STAMPS, Legacy4DSource
+from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_BATCH_ROWS, DEFAULT_OVERLAP_STAMPS, Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import DEFAULT_AUTHENTIFY_BODY, Legacy4DClient
 from erp_pipelines.sources.legacy_4d.session import SessionJar, default_session_file
 from erp_pipelines.sources.system import SourceResource
@@ -29,7 +29,7 @@ class Legacy4DResource(SourceResource):
     verify_tls: bool = Field(default=True, description="Verify the server certificate (LEGACY_API_VERIFY_TLS)")
     timeout_seconds: float = Field(default=30.0, description="LEGACY_API_TIMEOUT")
     page_size: int = Field(default=1000, description="Entities per REST page (LEGACY_SYNC_BATCH_SIZE)")
-    batch_rows: int = Field(default=10_000, description="Entities per validated and loaded batch")
+    batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, description="Entities per validated and loaded batch")
     auth_mode: str = Field(default="directory", description="LEGACY_API_AUTH: directory or authentify")
     authentify_body: str = Field(default=DEFAULT_AUTHENTIFY_BODY,
                                  description="LEGACY_API_AUTH_BODY: authentify() parameters, {username}/{password}")
@@ -38,8 +38,6 @@ class Legacy4DResource(SourceResource):
                                 description="LEGACY_SYNC_OVERLAP_STAMPS: stamps re-read below the watermark")
 
     def client(self) -> Legacy4DClient:
-        if self.scheme not in ("http", "https"):
-            raise ValueError(f"LEGACY_API_SCHEME must be http or https, not {self.scheme!r}")
         return Legacy4DClient(
             self.host,
             self.port,
