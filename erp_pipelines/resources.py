@@ -15,7 +15,8 @@ from erp_pipelines.sources.as400.connection import DEFAULT_BATCH_ROWS, As400Sett
 from erp_pipelines.sources.as400.sql import parse_whitelist
 from erp_pipelines.sources.base import flag_setting, number_setting
 from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_OVERLAP_STAMPS, Legacy4DSource
-from erp_pipelines.sources.legacy_4d.client import DEFAULT_AUTHENTIFY_BODY, Legacy4DClient
+from erp_pipelines.sources.legacy_4d.auth import DEFAULT_AUTHENTIFY_BODY
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 from erp_pipelines.sources.legacy_4d.session import SessionJar, default_session_file
 
 

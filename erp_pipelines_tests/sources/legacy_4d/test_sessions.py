@@ -26,7 +26,7 @@ from erp_pipelines.resources import Legacy4DResource
 from erp_pipelines.sensors import legacy_4d_change_sensor
 from erp_pipelines.sources.base import SchemaDriftError, SettingError
 from erp_pipelines.sources.legacy_4d.adapter import DATASTORE_MARKER
-from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DAuthError, Legacy4DError
 from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME, RawRest
 from erp_sandbox.legacy_4d.seed import seed_store
