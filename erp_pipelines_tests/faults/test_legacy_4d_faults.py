@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import SyncReport, run_sync
-from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError, Legacy4DLicenseError
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DAuthError, Legacy4DError, Legacy4DLicenseError
 from erp_pipelines_tests.support.faults import (
     legacy_source,
     login_path,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import SyncReport, run_sync
-from erp_pipelines.sources.legacy_4d.client import Legacy4DLicenseError
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DLicenseError
 from erp_pipelines_tests.support.faults import legacy_source, source_checksum, sync_runs, target_checksum, watermark
 from erp_pipelines_tests.support.legacy_4d import RawRest
 from erp_sandbox.legacy_4d.seed import seed_store

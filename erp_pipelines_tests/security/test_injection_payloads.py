@@ -28,7 +28,8 @@ from erp_pipelines.sources.as400.connection import As400ConfigError, As400Connec
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.as400.sql import UnsafeSqlError
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
-from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DClient
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DAuthError
 from erp_pipelines.sources.legacy_4d.resource import legacy_4d_resource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.security import PAYLOAD_IDS, PAYLOADS, PgProxy, refusal, request_log, through

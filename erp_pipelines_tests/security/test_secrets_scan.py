@@ -44,7 +44,8 @@ from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.adapter import As400Extraction, As400Source
 from erp_pipelines.sources.as400.connection import As400AuthenticationError, As400ConfigError
 from erp_pipelines.sources.as400.resource import As400Resource, as400_resource
-from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DClient, Legacy4DLicenseError
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DAuthError, Legacy4DLicenseError
 from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource, legacy_4d_resource
 from erp_pipelines_tests.support.legacy_4d import RawRest
 from erp_pipelines_tests.support.sandbox import operator_env

@@ -25,7 +25,8 @@ from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.adapter import As400Extraction, As400Source
 from erp_pipelines.sources.as400.connection import As400ConnectionError, As400Settings
 from erp_pipelines.sources.as400.resource import As400Resource, as400_resource
-from erp_pipelines.sources.legacy_4d.client import Legacy4DClient, Legacy4DError
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DError
 from erp_pipelines.sources.legacy_4d.resource import legacy_4d_resource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.security import PgProxy, request_log, through

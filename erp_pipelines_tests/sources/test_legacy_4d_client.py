@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from erp_pipelines.sources.legacy_4d.client import (
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.errors import (
     Legacy4DAuthError,
-    Legacy4DClient,
     Legacy4DError,
     Legacy4DLicenseError,
     Legacy4DNotFoundError,

@@ -22,7 +22,9 @@ from erp_pipelines.core.source import (
     require_source_columns,
 )
 from erp_pipelines.core.spec import TableSpec
-from erp_pipelines.sources.legacy_4d.client import Condition, Legacy4DClient, Legacy4DError, deferred_key
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DError
+from erp_pipelines.sources.legacy_4d.filters import Condition
 
 GLOBAL_STAMP = "__GlobalStamp"
 DELETED_RECORDS = "__DeletedRecords"
@@ -44,6 +46,13 @@ DEFAULT_BATCH_ROWS = 10_000
 class StampWentBackwardsError(InvalidWatermarkError):
     """4D's global stamp is below the stored watermark: restored data file, ``setGlobalStamp()``, another data
     file. Stamps since the watermark no longer mean "changed since": only a full sync is right."""
+
+
+def deferred_key(value: object) -> object:
+    """The key of an N→1 relation value (`{"__deferred": {"uri": …, "__KEY": "3"}}`); other values as is."""
+    if isinstance(value, dict) and isinstance(value.get("__deferred"), dict):
+        return value["__deferred"].get("__KEY")
+    return value
 
 
 def records_to_batch(records: list[dict[str, Any]], columns: list[str]) -> pa.RecordBatch:
@@ -458,4 +467,4 @@ class Legacy4DSource:
         return f"REST sessions open on the server: {len(sessions)} (this deployment keeps one)"
 
 
-__all__ = ["Legacy4DError", "Legacy4DSource", "StampWentBackwardsError", "records_to_batch"]
+__all__ = ["Legacy4DSource", "StampWentBackwardsError", "deferred_key", "records_to_batch"]

@@ -5,9 +5,9 @@ Why it looks the way it does (see the 4D REST reference and ``session.py``):
   session holds a client license until its inactivity timeout, so a client that drops its cookies (or logs
   in anew per operation) burns licenses until the server answers 402, for the ERP's own users too;
 - both login modes: ``directory`` (``$directory/login``, the default mode) and ``authentify`` (force login,
-  ``POST $catalog/authentify`` with a body the application defines);
+  ``POST $catalog/authentify`` with a body the application defines; see ``auth.py``);
 - filters are built only from validated attribute names, whitelisted operators and ``:n`` placeholders,
-  with values in ``$params`` (JSON) - never concatenated into ``$filter``;
+  with values in ``$params`` (JSON) - never concatenated into ``$filter`` (``filters.py``);
 - the query string is built by hand: ``$filter``/``$orderby``/``$params`` are quoted as 4D's URL parser
   expects and spaces are ``%20`` (``requests`` would send ``+``);
 - paging is keyset (``key > :n`` ordered by key), which neither skips nor repeats rows when the table
@@ -16,7 +16,6 @@ Why it looks the way it does (see the 4D REST reference and ``session.py``):
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re
@@ -28,208 +27,32 @@ from urllib.parse import quote
 
 import requests
 
-from erp_pipelines.core.source import SettingError, SourceAuthenticationError
+from erp_pipelines.core.source import SettingError
+from erp_pipelines.sources.legacy_4d.auth import (
+    AUTH_MODES,
+    DEFAULT_AUTHENTIFY_BODY,
+    authentify_body,
+    header_safe,
+    not_privileged_error,
+)
+from erp_pipelines.sources.legacy_4d.errors import (
+    Legacy4DAuthError,
+    Legacy4DError,
+    Legacy4DLicenseError,
+    Legacy4DNotFoundError,
+)
+from erp_pipelines.sources.legacy_4d.filters import Condition, check_name, check_orderby, filter_query
 from erp_pipelines.sources.legacy_4d.session import SessionJar, SessionState
 
 log = logging.getLogger(__name__)
 # What a run must say about its session goes to the 4D sync log (logs/legacy_4d_sync.log) as well.
 run_log = logging.getLogger("erp_pipelines.sync.legacy_4d")
 
-Condition = tuple[str, str, object]
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_OPERATORS = {
-    "=": "=", "==": "==", "===": "===", "!=": "!=", "#": "#", "!==": "!==", "<": "<", ">": ">",
-    "<=": "<=", ">=": ">=", "in": "IN", "begin": "begin", "%": "%",
-}
-_NULL_OPERATORS = {"=": "=", "==": "=", "===": "=", "!=": "!=", "#": "!=", "!==": "!="}
-_BANG_DATE = re.compile(r"^(\d{1,2})!(\d{1,2})!(\d{1,4})$")
-_EMPTY_DATES = frozenset({"0!0!0", "00!00!0000", "00!00!00"})
-_MS_PER_DAY = 86_400_000
 # The host goes into every URL: a name or an address, never a path, query, fragment or user part.
 _HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|\[[0-9A-Fa-f:.]+\]")
-# Credentials travel as HTTP header values: Latin-1, no control characters, no surrounding spaces.
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
-AUTH_MODES = ("directory", "authentify")
-# DOC https://developer.4d.com/docs/20-R5/REST/authUsers "Function authentify", example body
-# [{"name":"Henry", "password":"123"}]: the parameters are whatever the application's function takes.
-DEFAULT_AUTHENTIFY_BODY = '[{"name": "{username}", "password": "{password}"}]'
 # DOC https://developer.4d.com/docs/WebServer/sessions: the inactivity timeout is 60 minutes and never less.
 SESSION_IDLE_TIMEOUT_SECONDS = 3600
 _SESSION_COOKIE = re.compile(r"^(WASID4D|4DSID_.+)$")
-
-
-class Legacy4DError(Exception):
-    """A failed 4D REST call: HTTP ``status`` (None if the server was unreachable), 4D ``err_codes``."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, err_codes: Sequence[int] = (),
-        messages: Sequence[str] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.err_codes = list(err_codes)
-        self.messages = list(messages)
-
-
-class Legacy4DLicenseError(Legacy4DError):
-    """HTTP 402 / errCode 1823: every 4D client license is taken; retry the run later."""
-
-
-class Legacy4DAuthError(Legacy4DError, SourceAuthenticationError):
-    """HTTP 401 / errCode 1822: login refused or session not authenticated."""
-
-
-class Legacy4DNotFoundError(Legacy4DError):
-    """HTTP 404: unknown dataclass, entity, attribute or expired entity set."""
-
-
-def deferred_key(value: object) -> object:
-    """The key of an N→1 relation value (`{"__deferred": {"uri": …, "__KEY": "3"}}`); other values as is."""
-    if isinstance(value, dict) and isinstance(value.get("__deferred"), dict):
-        return value["__deferred"].get("__KEY")
-    return value
-
-
-def parse_4d_date(value: str | None) -> dt.date | None:
-    """4D's ``d!m!yyyy`` (unpadded) to a date; the empty date ``0!0!0`` (or null) is None."""
-    if value is None or value == "" or value in _EMPTY_DATES:
-        return None
-    match = _BANG_DATE.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"not a 4D date (expected d!m!yyyy): {value!r}")
-    day, month, year = (int(g) for g in match.groups())
-    try:
-        return dt.date(year, month, day)
-    except ValueError as exc:
-        raise ValueError(f"not a valid 4D date: {value!r} ({exc})") from None
-
-
-def parse_4d_time(ms: int | float | str) -> dt.time:
-    """4D times travel as milliseconds since midnight (``duration``); anything outside one day is refused."""
-    if isinstance(ms, bool) or not isinstance(ms, (int, float, str)):
-        raise ValueError(f"not a 4D time in milliseconds: {ms!r}")
-    try:
-        total = float(ms)
-    except ValueError:
-        raise ValueError(f"not a 4D time in milliseconds: {ms!r}") from None
-    if not 0 <= total < _MS_PER_DAY or total != int(total):
-        raise ValueError(f"4D time out of range for a time of day (0..86399999 ms): {ms!r}")
-    millis = int(total)
-    seconds, millis = divmod(millis, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return dt.time(hours, minutes, seconds, millis * 1000)
-
-
-def _header_safe(value: str) -> bool:
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return not _HEADER_UNSAFE.search(value) and value == value.strip()
-
-
-def _check_name(name: str, what: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"invalid 4D {what} name: {name!r}")
-    return name
-
-
-def _param_value(value: object) -> object:
-    """JSON-able placeholder value: dates as ISO ``YYYY-MM-DD``, times as milliseconds."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError(f"a 4D filter value holds a NUL character, which 4D cannot compare: {value!r}")
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, dt.time):
-        return ((value.hour * 60 + value.minute) * 60 + value.second) * 1000 + value.microsecond // 1000
-    return value
-
-
-def params_json(params: list) -> str:
-    """``$params`` JSON with ``'`` as ``\\u0027`` and ``"`` inside text as ``\\u0022``, as DOC
-    https://developer.4d.com/docs/REST/$filter asks ("use \\u0027 for ' and \\u0022 for \\"")."""
-
-    def encode(value: object) -> str:
-        if isinstance(value, str):
-            inner = json.dumps(value, ensure_ascii=False)[1:-1]
-            return '"' + inner.replace('\\"', "\\u0022").replace("'", "\\u0027") + '"'
-        if isinstance(value, list | tuple):
-            return "[" + ", ".join(encode(item) for item in value) + "]"
-        return json.dumps(value)
-
-    return encode(list(params))
-
-
-def authentify_body(template: str, username: str, password: str) -> str:
-    """The ``authentify()`` parameters: the template's JSON with ``{username}``/``{password}`` put in its text
-    values (as JSON values, never pasted into the text, so any character of a password stays data)."""
-    try:
-        parsed = json.loads(template)
-    except ValueError as exc:
-        raise SettingError(f"LEGACY_API_AUTH_BODY is not JSON: {exc}") from None
-    if not isinstance(parsed, list):
-        raise SettingError("LEGACY_API_AUTH_BODY must be a JSON array: the parameters of authentify()")
-
-    def fill(value: object) -> object:
-        if isinstance(value, str):
-            return value.replace("{username}", username).replace("{password}", password)
-        if isinstance(value, list):
-            return [fill(item) for item in value]
-        if isinstance(value, dict):
-            return {key: fill(item) for key, item in value.items()}
-        return value
-
-    return json.dumps(fill(parsed))
-
-
-def build_filter(conditions: Sequence[Condition] | Mapping[str, object] | None) -> tuple[str | None, list]:
-    """``[(attr, op, value)]`` (AND-ed) to a ``$filter`` text with ``:n`` placeholders and its ``$params``.
-
-    ``None`` values become the ``null`` keyword (4D cannot bind null), everything else is a placeholder.
-    A dict means attribute equality.
-    """
-    if not conditions:
-        return None, []
-    items = list(conditions.items()) if isinstance(conditions, Mapping) else list(conditions)
-    parts: list[str] = []
-    params: list = []
-    for item in items:
-        if isinstance(item, tuple) and len(item) == 2:
-            attribute, operator, value = item[0], "=", item[1]
-        elif isinstance(item, tuple) and len(item) == 3:
-            attribute, operator, value = item
-        else:
-            raise ValueError(f"a filter condition is (attribute, operator, value), got {item!r}")
-        _check_name(attribute, "attribute")
-        op = _OPERATORS.get(str(operator).lower()) if isinstance(operator, str) else None
-        if op is None:
-            raise ValueError(f"unsupported 4D filter operator {operator!r}; use one of {sorted(_OPERATORS)}")
-        if value is None:
-            if op not in _NULL_OPERATORS:
-                raise ValueError(f"null can only be compared with = or !=, not {operator!r}")
-            parts.append(f"{attribute} {_NULL_OPERATORS[op]} null")
-            continue
-        if op == "IN":
-            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
-                raise ValueError(f"IN needs a list of values for {attribute}, got {value!r}")
-            params.append([_param_value(v) for v in value])
-        else:
-            params.append(_param_value(value))
-        parts.append(f"{attribute} {op} :{len(params)}")
-    return " AND ".join(parts), params
-
-
-def _check_orderby(order_by: str) -> str:
-    for part in order_by.split(","):
-        words = part.split()
-        if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-            raise ValueError(f"invalid order_by {order_by!r}; expected 'attr [asc|desc], ...'")
-        _check_name(words[0], "attribute")
-    return order_by
 
 
 class Legacy4DClient:
@@ -258,15 +81,15 @@ class Legacy4DClient:
         retry_refused: bool = False,
     ) -> None:
         if scheme not in ("http", "https"):
-            raise ValueError(f"scheme must be http or https, not {scheme!r}")
+            raise SettingError(f"LEGACY_API_SCHEME must be http or https, not {scheme!r}")
         if not isinstance(host, str) or not _HOST.fullmatch(host):
             raise ValueError(f"4D host (LEGACY_API_HOST) {host!r} must be a host name or an IP address")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65_536:
             raise ValueError(f"4D port (LEGACY_API_PORT) {port!r} is not a TCP port")
-        if username is not None and not _header_safe(username):
+        if username is not None and not header_safe(username):
             raise ValueError(f"4D user (LEGACY_API_USERNAME) {username!r} cannot travel in an HTTP header: "
                              "Latin-1 text without control characters or surrounding spaces")
-        if password is not None and not _header_safe(password):
+        if password is not None and not header_safe(password):
             raise ValueError("4D password (LEGACY_API_PASSWORD) cannot travel in an HTTP header: Latin-1 text "
                              "without control characters or surrounding spaces")
         if page_size < 1:
@@ -342,7 +165,7 @@ class Legacy4DClient:
     def dataclass(self, name: str) -> dict:
         """``GET /rest/$catalog/{dataClass}`` (DOC https://developer.4d.com/docs/REST/$catalog): one dataclass
         with its attributes and key; a descriptive request, allowed even to guest sessions."""
-        return self._get(f"$catalog/{_check_name(name, 'dataclass')}", None)
+        return self._get(f"$catalog/{check_name(name, 'dataclass')}", None)
 
     def info(self) -> dict:
         """``GET /rest/$info`` (DOC https://developer.4d.com/docs/REST/$info): cache and ``sessionInfo``; may
@@ -372,11 +195,11 @@ class Legacy4DClient:
 
     def get_record(self, table: str, record_id: object, fields: list[str] | None = None) -> dict:
         """One entity by primary key (``Table(key)``); raises Legacy4DNotFoundError when absent."""
-        _check_name(table, "dataclass")
+        check_name(table, "dataclass")
         key = str(record_id) if isinstance(record_id, int) else json.dumps(str(record_id))
         path = f"{table}({quote(key, safe='')})"
         if fields:
-            path += "/" + ",".join(_check_name(f, "attribute") for f in fields)
+            path += "/" + ",".join(check_name(f, "attribute") for f in fields)
         entity = self._get(path, None)
         entity.pop("__DATACLASS", None)
         entity.pop("__entityModel", None)
@@ -396,7 +219,7 @@ class Legacy4DClient:
         Rows inserted, updated or deleted during the read neither shift nor repeat pages. Each page is
         checked against ``__COUNT``/``__SENT`` so a short page is an error, not a silent truncation.
         """
-        _check_name(key, "attribute")
+        check_name(key, "attribute")
         size = page_size or self.page_size
         wanted = None if fields is None else ([key, *[f for f in fields if f != key]])
         last: object = None
@@ -441,7 +264,7 @@ class Legacy4DClient:
         ``__Stamp``, ``__TableName`` and ``__TableNumber``; the table's own key is not documented). Each deletion
         takes its own stamp; should several ever share one, the pages overlap on it and repeats are dropped.
         """
-        _check_name(table, "dataclass")
+        check_name(table, "dataclass")
         size = self.page_size
         seen: set[tuple[object, object]] = set()
         rows: list[dict] = []
@@ -480,28 +303,17 @@ class Legacy4DClient:
         """Storage attributes are chosen with the path form ``/rest/Class/a,b/`` (DOC
         https://developer.4d.com/docs/REST/manData "Selecting Attributes to get"); ``$attributes`` is documented
         for related attributes (DOC https://developer.4d.com/docs/REST/$attributes)."""
-        path = _check_name(table, "dataclass")
+        path = check_name(table, "dataclass")
         if fields:
-            path += "/" + ",".join(_check_name(f, "attribute") for f in fields) + "/"
-        query = self._filter_query(filters)
+            path += "/" + ",".join(check_name(f, "attribute") for f in fields) + "/"
+        query = filter_query(filters)
         if order_by:
-            query.append(("$orderby", f'"{_check_orderby(order_by)}"'))
+            query.append(("$orderby", f'"{check_orderby(order_by)}"'))
         query += [("$top", str(int(top))), ("$skip", str(int(skip)))]
         envelope = self._get(path, query)
         if not isinstance(envelope, dict) or "__ENTITIES" not in envelope or "__COUNT" not in envelope:
             raise Legacy4DError(f"unexpected 4D response for {table}: no __ENTITIES/__COUNT envelope")
         return envelope
-
-    @staticmethod
-    def _filter_query(filters: Sequence[Condition] | Mapping[str, object] | None) -> list[tuple[str, str]]:
-        """``$filter`` in double quotes and ``$params`` JSON in single quotes (see `params_json`)."""
-        expression, params = build_filter(filters)
-        if not expression:
-            return []
-        query = [("$filter", f'"{expression}"')]
-        if params:
-            query.append(("$params", f"'{params_json(params)}'"))
-        return query
 
     def _get(self, path: str, query: list[tuple[str, str]] | None) -> Any:
         return self._json(self._send("GET", path, query))
@@ -692,20 +504,10 @@ class Legacy4DClient:
         log.info("authenticated to 4D REST server %s through authentify() as %s", self.base_url, self.username)
 
     def _not_privileged(self, method: str, path: str) -> Legacy4DAuthError:
-        """A 401 right after a successful authentication: say what it means for the configured mode."""
-        where = f"{method} /rest/{path} (HTTP 401)"
-        if self.auth_mode == "directory":
-            return Legacy4DAuthError(
-                f"4D accepted the directory login of {self.username!r} but refused {where}: the server is most "
-                "likely in force-login mode (the default of projects created with 4D 20 R6+), where only the "
-                "application's authentify() grants privileges; set LEGACY_API_AUTH=authentify (and "
-                "LEGACY_API_AUTH_BODY to its parameters)", status=401)
+        """A 401 right after a successful authentication, explained for the configured mode."""
         returned = self._authentify_result
         shown = self._redact(str(returned)) if returned not in (None, "") else "nothing"
-        return Legacy4DAuthError(
-            f"4D's authentify() did not grant privileges to {self.username!r}: {where}; it returned {shown}. "
-            "Check LEGACY_API_USERNAME / LEGACY_API_PASSWORD and that LEGACY_API_AUTH_BODY matches the "
-            "parameters the application's authentify() takes", status=401)
+        return not_privileged_error(self.auth_mode, self.username, f"{method} /rest/{path} (HTTP 401)", shown)
 
     @staticmethod
     def _is_4d_error(response: requests.Response) -> bool:

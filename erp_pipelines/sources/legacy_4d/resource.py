@@ -11,7 +11,8 @@ from pydantic import Field
 from erp_pipelines.core.source import flag_setting, number_setting
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_BATCH_ROWS, DEFAULT_OVERLAP_STAMPS, Legacy4DSource
-from erp_pipelines.sources.legacy_4d.client import DEFAULT_AUTHENTIFY_BODY, Legacy4DClient
+from erp_pipelines.sources.legacy_4d.auth import DEFAULT_AUTHENTIFY_BODY
+from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
 from erp_pipelines.sources.legacy_4d.session import SessionJar, default_session_file
 from erp_pipelines.sources.system import SourceResource
 

@@ -6,8 +6,7 @@ import pyarrow as pa
 import pytest
 
 from erp_pipelines.core.source import STRUCTURED_VALUES
-from erp_pipelines.sources.legacy_4d.adapter import records_to_batch
-from erp_pipelines.sources.legacy_4d.client import deferred_key
+from erp_pipelines.sources.legacy_4d.adapter import deferred_key, records_to_batch
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from erp_pipelines.definitions import defs
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sensors import change_sensors
 from erp_pipelines.sources.legacy_4d.adapter import DATASTORE_MARKER
-from erp_pipelines.sources.legacy_4d.client import Legacy4DAuthError, Legacy4DError
+from erp_pipelines.sources.legacy_4d.errors import Legacy4DAuthError, Legacy4DError
 from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines.sources.legacy_4d.session import SessionJar
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME, RawRest
