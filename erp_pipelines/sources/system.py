@@ -7,18 +7,77 @@ schedules. `erp_pipelines.sources.registry` is the only list of them; nothing ou
 
 from __future__ import annotations
 
+import os
+import types
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 import dagster as dg
+from pydantic import Field
 
-from erp_pipelines.core.source import SourceAdapter
+from erp_pipelines.core.source import SettingError, SourceAdapter, flag_setting, number_setting
 from erp_pipelines.core.spec import Cadence, TableSpec
 
 
-class SourceResource(dg.ConfigurableResource, ABC):
+def setting(variable: str, description: str, default: Any = ..., *, secret: bool = False) -> Any:
+    """A resource field read from one environment variable: the only place its name, default and meaning are
+    declared. A secret stays a `dg.EnvVar` in Dagster (resolved at launch, never shown in the UI)."""
+    return Field(default=default, description=f"{description} ({variable})", repr=not secret,
+                 json_schema_extra={"env": variable, "secret": secret})
+
+
+class EnvSettings(dg.ConfigurableResource):
+    """A resource whose fields are `setting(...)`s: `from_env` reads them all, each parsed by its type and
+    refused naming its variable (`setting_error`), so no system writes its own environment parser."""
+
+    setting_error: ClassVar[type[ValueError]] = SettingError
+
+    @classmethod
+    def env_defaults(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        """Defaults that depend on the environment itself (a path under DAGSTER_HOME, say)."""
+        return {}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> Self:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = cls.env_defaults(env)
+        for name, field in cls.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            variable = extra.get("env")
+            if not isinstance(variable, str):
+                continue
+            if extra.get("secret"):
+                values[name] = dg.EnvVar(variable) if secrets_from_env_var else env.get(variable, "")
+                continue
+            text = env.get(variable)
+            if text is None or not text.strip():
+                continue
+            values[name] = cls._parse(variable, text, field.annotation, env)
+        return cls(**values)
+
+    @classmethod
+    def _parse(cls, variable: str, text: str, annotation: Any, env: Mapping[str, str]) -> Any:
+        kinds = set(typing.get_args(annotation)) - {type(None)} if isinstance(annotation, types.UnionType) else {
+            annotation}
+        if bool in kinds:
+            return flag_setting(env, variable, True, cls.setting_error)
+        if int in kinds or float in kinds:
+            kind = int if int in kinds else float
+            try:
+                return number_setting(env, variable, None, kind)
+            except SettingError as exc:
+                raise cls.setting_error(str(exc)) from None
+        return text
+
+    def replaced(self, **changes: Any) -> Self:
+        """A copy with some settings changed, validated again (pydantic's model_copy would skip that)."""
+        return type(self)(**{**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
+
+
+class SourceResource(EnvSettings, ABC):
     """A source system's settings as its Dagster resource: read and validated once, secrets as `dg.EnvVar`.
 
     The resource key is the system's name; assets, checks and sensors reach it through `resource_of`."""

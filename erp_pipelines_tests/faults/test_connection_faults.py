@@ -55,11 +55,11 @@ def test_source_connection_killed_mid_extraction(
         as400_source_sql(f'update "INVENTORYLIB"."INVENTORY" set "ONHAND" = "ONHAND" + 5, "CHGDAT" = {date}, '
                          f'"CHGTIM" = {time} where "WHSE" = \'002\'')
     watermark_before = _watermark(app_db)
-    database = as400.settings().database or ""
+    database = as400.database or ""
     with pytest.raises(As400ConnectionError, match="failed mid-stream") as failure:
         run_sync(STOCK, small_batch_source(as400), app_db, mode="full",
                  on_batch=_cut_after(1, lambda: _cut(as400_owner_url, "as400_reader", database)))
-    assert as400.settings().password not in str(failure.value)
+    assert as400.password not in str(failure.value)
     assert _watermark(app_db) == watermark_before  # never ahead of what was committed
     with app_db.connect() as connection:
         failed = connection.execute(sa.text(

@@ -30,7 +30,7 @@ from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400Settings
-settings = replace(As400Settings.from_env(), batch_rows=500)
+settings = As400Settings.from_env().replaced(batch_rows=500)
 run_sync(get_spec("product_stock"), As400Source(settings), app_engine(sys.argv[1]), mode="full")
 """
 

@@ -27,4 +27,4 @@ def password_trap() -> Iterator[PgProxy]:
 @pytest.fixture
 def tapped_as400(as400: As400Resource, pg_proxy: PgProxy) -> As400Settings:
     """The test's AS400 settings through the wire tap."""
-    return through(pg_proxy, as400.settings())
+    return through(pg_proxy, as400)

@@ -132,7 +132,7 @@ def test_as400_password_reaches_the_driver_whole(as400: As400Resource, password_
     passwords = [mark(i, p) for i, p in enumerate(PAYLOADS) if not any(c in p for c in "\x00\r\n")]
     for password in passwords:
         with pytest.raises(As400ConnectionError) as refused:
-            As400Source(through(password_trap, as400.settings(), password=password)).test_connection()
+            As400Source(through(password_trap, as400, password=password)).test_connection()
         assert password not in str(refused.value)
     assert [session.password for session in password_trap.sessions] == passwords
 
@@ -140,7 +140,7 @@ def test_as400_password_reaches_the_driver_whole(as400: As400Resource, password_
 def test_as400_password_with_control_characters_is_refused_without_showing_it(as400: As400Resource) -> None:
     for password in ("line\r\nbreak-secret-1", "nul\x00secret-2", "tab\tsecret-3"):
         with pytest.raises(As400ConfigError, match="AS400_PASSWORD") as refused:
-            replace(as400.settings(), password=password)
+            as400.replaced(password=password)
         assert password not in str(refused.value) and "secret" not in str(refused.value)
 
 

@@ -22,7 +22,6 @@ from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400Settings
 from erp_pipelines.sources.as400.resource import As400Resource
-from erp_pipelines.sources.as400.sql import parse_whitelist
 from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.security import WRITES, WRITES_PAST_THE_DRIVER, PgProxy, request_log
@@ -57,7 +56,7 @@ def test_driver_keyword_alone_refuses_writes_before_the_server(pg_proxy: PgProxy
 def test_role_alone_refuses_writes(as400: As400Resource) -> None:
     """No driver keyword and the read-only default switched off for the session: the role's privileges
     still refuse every write on every whitelisted table and every DDL in its libraries."""
-    connection = _without_driver_keyword(as400.settings())
+    connection = _without_driver_keyword(as400)
     try:
         cursor = connection.cursor()
         cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
@@ -77,7 +76,7 @@ def test_role_alone_refuses_writes(as400: As400Resource) -> None:
 def test_read_only_default_transaction_alone_refuses_writes(as400: As400Resource) -> None:
     """No driver keyword, and a write the role is allowed (a temporary table): the read-only default
     transaction alone refuses it — the same statement succeeds once the session turns the default off."""
-    connection = _without_driver_keyword(as400.settings())
+    connection = _without_driver_keyword(as400)
     try:
         cursor = connection.cursor()
         assert cursor.execute("show default_transaction_read_only").fetchone()[0] == "on"
@@ -93,7 +92,7 @@ def test_read_only_default_transaction_alone_refuses_writes(as400: As400Resource
 def test_whitelist_refuses_before_any_connection(pg_proxy: PgProxy, tapped_as400: As400Settings) -> None:
     """A catalog table missing from AS400_ALLOWED_TABLES, and a catalog entry naming a table outside it,
     are refused by every entry point of the adapter before a session is opened (the tap sees none)."""
-    narrow = As400Source(replace(tapped_as400, allowed_tables=parse_whitelist("PRODUCTLIB.PRODUCTS")))
+    narrow = As400Source(tapped_as400.replaced(allowed_tables="PRODUCTLIB.PRODUCTS"))
     full = As400Source(tapped_as400)
     cases = [(narrow, get_spec("product_stock"), r"INVENTORYLIB\.INVENTORY is not whitelisted"),
              (full, replace(get_spec("product"), source_table="PRODUCTLIB.SECRETS"), r"PRODUCTLIB\.SECRETS")]

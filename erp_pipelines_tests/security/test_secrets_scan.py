@@ -26,7 +26,6 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -261,7 +260,7 @@ def test_exceptions_and_reprs_carry_no_password(as400: As400Resource, all_secret
         texts.extend([str(error), repr(error), repr(error.__cause__), repr(error.__context__),
                       *getattr(error, "messages", [])])
 
-    wrong = replace(as400.settings(), password=WRONG_AS400_PASSWORD)
+    wrong = as400.replaced(password=WRONG_AS400_PASSWORD)
     statement = sql.count_rows(sql.QualifiedTable("PRODUCTLIB", "PRODUCTS"))
     for attempt in (As400Source(wrong).test_connection, lambda: As400Source(wrong).count_rows(get_spec("product")),
                     lambda: list(As400Extraction(wrong, get_spec("product"), [statement]).batches())):
@@ -270,7 +269,7 @@ def test_exceptions_and_reprs_carry_no_password(as400: As400Resource, all_secret
         collect(refused.value)
     for bad in (f"{WRONG_AS400_PASSWORD}\r\n", f"{WRONG_AS400_PASSWORD}\x00"):
         with pytest.raises(As400ConfigError) as config:
-            replace(as400.settings(), password=bad)
+            as400.replaced(password=bad)
         collect(config.value)
     with pytest.raises(Legacy4DAuthError) as denied:
         Legacy4DClient(server.host, server.port, LEGACY_USER, WRONG_LEGACY_PASSWORD, max_retries=0).connect()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pyodbc
@@ -51,7 +50,7 @@ def _encryption(connection: pyodbc.Connection) -> tuple[bool, str]:
 def test_every_session_to_the_stand_in_is_encrypted(as400: As400Resource, seed: Callable[..., SeedManifest]) -> None:
     """The catalog/count session (pyodbc) and the streamed read (arrow-odbc) both run over TLS 1.2+."""
     seed(products=60, bad_share=0.0)
-    settings = replace(as400.settings(), batch_rows=10)
+    settings = as400.replaced(batch_rows=10)
     assert settings.ssl and "SSLmode=require" in settings.connection_string()
     with settings.connect() as connection:
         assert _encryption(connection)[0]
@@ -90,7 +89,7 @@ def test_plaintext_server_is_refused_when_tls_is_required(pg_proxy: PgProxy) -> 
 
 def test_the_same_plaintext_server_works_once_tls_is_off(as400: As400Resource, pg_proxy: PgProxy) -> None:
     """Proves the refusal above is the TLS requirement: without it the proxy path is fine (and plaintext)."""
-    settings = through(pg_proxy, as400.settings())
+    settings = through(pg_proxy, as400)
     assert As400Source(settings).test_connection() == "1"
     with settings.connect() as connection:
         assert _encryption(connection) == (False, "")
@@ -185,5 +184,5 @@ def test_settings_default_to_tls(as400: As400Resource) -> None:
     """An unset AS400_SSL means TLS; only an explicit false turns it off."""
     env = {key: value for key, value in os.environ.items() if key != "AS400_SSL"}
     assert As400Settings.from_env(env).ssl
-    assert "SSLmode=require" in replace(as400.settings(), dsn=None).connection_string()
-    assert "SSL=1" in replace(as400.settings(), profile="ibmi").connection_string()
+    assert "SSLmode=require" in as400.replaced(dsn=None).connection_string()
+    assert "SSL=1" in as400.replaced(driver_profile="ibmi").connection_string()

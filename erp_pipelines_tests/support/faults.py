@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
@@ -172,7 +172,7 @@ TARGET_ROWS = (
 
 def small_batch_source(as400: As400Resource) -> As400Source:
     """The AS400 source with small batches, so a cut lands in the middle of the read, after committed batches."""
-    return As400Source(replace(as400.settings(), batch_rows=2_000))
+    return As400Source(as400.replaced(batch_rows=2_000))
 
 
 def stock_source_rows(owner_url: str) -> list[tuple]:

@@ -19,7 +19,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 import requests
@@ -223,7 +223,7 @@ class PgProxy:
 
 def through(proxy: PgProxy, settings: As400Settings, **changes: object) -> As400Settings:
     """The same AS400 settings, pointed at the proxy in plaintext (so the proxy can read the messages)."""
-    return replace(settings, server="127.0.0.1", port=proxy.port, ssl=False, **changes)  # type: ignore[arg-type]
+    return settings.replaced(server="127.0.0.1", port=proxy.port, ssl=False, **changes)
 
 
 def request_log(server: EmulatorServer | str, verify: bool | str = True) -> list[dict]:

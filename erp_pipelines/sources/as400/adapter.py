@@ -366,8 +366,8 @@ class As400Source:
                 sql.quote_identifier(name)
         except sql.UnsafeSqlError as exc:
             raise sql.UnsafeSqlError(f"catalog entry {spec.entity!r}: {exc}") from None
-        if table not in self.settings.allowed_tables:
-            allowed = ", ".join(sorted(str(t) for t in self.settings.allowed_tables)) or "none"
+        if table not in self.settings.whitelist:
+            allowed = ", ".join(sorted(str(t) for t in self.settings.whitelist)) or "none"
             raise TableNotAllowedError(
                 f"table {spec.source_table} is not whitelisted (AS400_ALLOWED_TABLES allows: {allowed})"
             )

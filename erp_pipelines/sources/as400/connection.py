@@ -7,24 +7,18 @@ with pyodbc's `readonly=True`, and the account should be SELECT-only at the serv
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
+import dagster as dg
 import pyodbc
 from arrow_odbc import TextEncoding
 
-from erp_pipelines.core.source import (
-    SettingError,
-    SourceAuthenticationError,
-    SyncSourceError,
-    flag_setting,
-    number_setting,
-)
+from erp_pipelines.core.source import SettingError, SourceAuthenticationError, SyncSourceError
 from erp_pipelines.sources.as400.sql import QualifiedTable, parse_whitelist
+from erp_pipelines.sources.system import EnvSettings, setting
 
 DriverProfile = Literal["ibmi", "postgresql"]
 # Rows per fetched Arrow batch: the memory bound of a sync (fetch buffers, decoded and staged copies).
@@ -123,7 +117,7 @@ KEYWORD_SETTINGS = {
     "dsn": "AS400_DSN",
     "server": "AS400_SERVER",
     "database": "AS400_DATABASE",
-    "driver": "AS400_ODBC_DRIVER",
+    "odbc_driver": "AS400_ODBC_DRIVER",
     "username": "AS400_USERNAME",
 }
 # A keyword value holding one of these could end its keyword and start another one.
@@ -174,69 +168,71 @@ def password_value(profile: DriverProfile, password: str) -> str:
     return password
 
 
-@dataclass(frozen=True)
-class As400Settings:
-    """Everything needed to open a read-only ODBC session to the AS400 (or its stand-in)."""
+class As400Settings(EnvSettings):
+    """Every AS400 setting, declared once: its variable, default and check; and how a session is opened.
 
-    username: str
-    password: str = field(repr=False)
-    allowed_tables: frozenset[QualifiedTable]
-    dsn: str | None = None
-    server: str | None = None
-    port: int | None = None
-    database: str | None = None
-    ssl: bool = True
-    driver: str = "IBM i Access ODBC Driver"
-    profile: DriverProfile = "ibmi"
-    extra_options: str = ""
-    batch_rows: int = DEFAULT_BATCH_ROWS
-    login_timeout_seconds: int = 30
+    The Dagster resource (`As400Resource`) is this class plus the source it opens; code outside Dagster uses
+    `As400Settings.from_env()`. Every value that could change the connection string's keywords is refused,
+    naming its setting, when the settings are created (at launch for a Dagster run)."""
 
-    def __post_init__(self) -> None:
-        """Refuses, naming the setting, every value that could change the connection string's keywords."""
-        if self.profile not in PROFILE_KEYWORDS:
-            raise As400ConfigError(f"AS400_DRIVER_PROFILE must be 'ibmi' or 'postgresql', not {self.profile!r}")
-        for attribute, setting in KEYWORD_SETTINGS.items():
+    setting_error: ClassVar[type[ValueError]] = As400ConfigError
+
+    username: str = setting("AS400_USERNAME", "Read-only user profile", "")
+    password: str = setting("AS400_PASSWORD", "Its password; never logged", "", secret=True)
+    allowed_tables: str = setting("AS400_ALLOWED_TABLES", "Whitelist LIBRARY.TABLE,...", "")
+    dsn: str | None = setting("AS400_DSN", "ODBC data source name", None)
+    server: str | None = setting("AS400_SERVER", "Host name", None)
+    port: int | None = setting("AS400_PORT", "Port (the IBM i driver ignores it)", None)
+    database: str | None = setting("AS400_DATABASE", "RDB name", None)
+    ssl: bool = setting("AS400_SSL", "TLS; no plaintext fallback when on", True)
+    odbc_driver: str = setting("AS400_ODBC_DRIVER", "ODBC driver name", "IBM i Access ODBC Driver")
+    driver_profile: str = setting("AS400_DRIVER_PROFILE", "Keyword set: ibmi or postgresql", "ibmi")
+    odbc_options: str = setting("AS400_ODBC_OPTIONS", "Extra tuning keywords of the driver profile", "")
+    batch_rows: int = setting("AS400_BATCH_ROWS", "Rows per fetched Arrow batch (the memory bound)",
+                              DEFAULT_BATCH_ROWS)
+    login_timeout_seconds: int = setting("AS400_LOGIN_TIMEOUT", "Seconds to wait for a session", 30)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._check()
+
+    def _check(self) -> None:
+        """Refuses, naming the setting, every value that could change the connection string's keywords.
+        Values still deferred (`dg.EnvVar`, resolved at launch) are checked once Dagster resolves them."""
+        if self.driver_profile not in PROFILE_KEYWORDS:
+            raise As400ConfigError(
+                f"AS400_DRIVER_PROFILE must be 'ibmi' or 'postgresql', not {self.driver_profile!r}")
+        for attribute, name in KEYWORD_SETTINGS.items():
             value = getattr(self, attribute)
             if value and (_CONNECTION_STRING_SYNTAX.search(value) or value != value.strip()):
                 raise As400ConfigError(
-                    f"{setting}={value!r} cannot be an ODBC keyword value: no ; {{ }} [ ] =, control "
+                    f"{name}={value!r} cannot be an ODBC keyword value: no ; {{ }} [ ] =, control "
                     "characters or surrounding spaces"
                 )
         if self.server and not _HOST.fullmatch(self.server):
             raise As400ConfigError(f"AS400_SERVER={self.server!r} must be a host name or an IP address")
-        if _CONTROL.search(self.password):
+        if not isinstance(self.password, dg.EnvVar) and _CONTROL.search(self.password):
             raise As400ConfigError("AS400_PASSWORD must not contain control characters (line breaks, NUL, tabs)")
         if self.port is not None and not 0 < self.port < 65_536:
             raise As400ConfigError(f"AS400_PORT={self.port} is not a TCP port")
         if self.batch_rows < 1:
             raise As400ConfigError(f"AS400_BATCH_ROWS={self.batch_rows} must be positive")
+        self.whitelist  # noqa: B018  (parsed now: a bad entry is refused at once)
         self.options()
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> As400Settings:
-        """The AS400 integration's environment variables (AS400_*), read without Dagster."""
-        env = os.environ if env is None else env
-        return cls(
-            username=env.get("AS400_USERNAME", ""),
-            password=env.get("AS400_PASSWORD", ""),
-            allowed_tables=parse_whitelist(env.get("AS400_ALLOWED_TABLES", "")),
-            dsn=env.get("AS400_DSN") or None,
-            server=env.get("AS400_SERVER") or None,
-            port=number_setting(env, "AS400_PORT", None),  # type: ignore[arg-type]
-            database=env.get("AS400_DATABASE") or None,
-            ssl=flag_setting(env, "AS400_SSL", True, As400ConfigError),
-            driver=env.get("AS400_ODBC_DRIVER", "IBM i Access ODBC Driver"),
-            profile=env.get("AS400_DRIVER_PROFILE", "ibmi"),  # type: ignore[arg-type]  # checked on creation
-            extra_options=env.get("AS400_ODBC_OPTIONS", ""),
-            batch_rows=number_setting(env, "AS400_BATCH_ROWS", str(DEFAULT_BATCH_ROWS)),  # type: ignore[arg-type]
-        )
+    @property
+    def whitelist(self) -> frozenset[QualifiedTable]:
+        return parse_whitelist(self.allowed_tables)
+
+    @property
+    def profile(self) -> DriverProfile:
+        return self.driver_profile  # type: ignore[return-value]  # checked on creation
 
     def options(self) -> dict[str, str]:
         """AS400_ODBC_OPTIONS as keywords: tuning keywords of the driver profile with plain values only."""
         allowed = {name.upper(): name for name in TUNABLE_KEYWORDS[self.profile]}
         options: dict[str, str] = {}
-        for option in filter(None, (item.strip() for item in self.extra_options.split(";"))):
+        for option in filter(None, (item.strip() for item in self.odbc_options.split(";"))):
             key, separator, value = (part.strip() for part in option.partition("="))
             if key.upper() in _CREDENTIAL_KEYWORDS:
                 raise As400ConfigError("AS400_ODBC_OPTIONS must not carry credentials; use AS400_USERNAME/PASSWORD")
@@ -265,7 +261,7 @@ class As400Settings:
         if self.dsn:
             parts["DSN"] = self.dsn
         else:
-            parts["DRIVER"] = "{" + self.driver + "}"
+            parts["DRIVER"] = "{" + self.odbc_driver + "}"
         if self.profile == "ibmi":
             if self.server:
                 parts["SYSTEM"] = self.server

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from erp_pipelines.sources.as400.connection import As400Settings
-from erp_pipelines.sources.as400.sql import parse_whitelist
 
 SECRET = "s3cr;et}pw"
 
@@ -14,7 +13,7 @@ def _settings(**overrides: object) -> As400Settings:
     values: dict[str, object] = {
         "username": "SYNCRO",
         "password": SECRET,
-        "allowed_tables": parse_whitelist("PRODUCTLIB.PRODUCTS"),
+        "allowed_tables": "PRODUCTLIB.PRODUCTS",
         "server": "ibmi.example.com",
         "database": "S1234567",
     }
@@ -30,11 +29,11 @@ def test_ibmi_profile_is_read_only_and_encrypted() -> None:
 
 
 def test_postgresql_profile_for_the_stand_in() -> None:
-    text = _settings(profile="postgresql", dsn="ERP_AS400", port=5432).connection_string()
+    text = _settings(driver_profile="postgresql", dsn="ERP_AS400", port=5432).connection_string()
     assert text.startswith("DSN=ERP_AS400;")
     for keyword in ("ReadOnly=1", "SSLmode=require", "UseDeclareFetch=1", "Port=5432"):
         assert keyword in text
-    assert "SSLmode=disable" in _settings(profile="postgresql", ssl=False).connection_string()
+    assert "SSLmode=disable" in _settings(driver_profile="postgresql", ssl=False).connection_string()
 
 
 def test_credentials_are_escaped_when_included() -> None:
@@ -45,7 +44,7 @@ def test_credentials_are_escaped_when_included() -> None:
 @pytest.mark.parametrize("option", ["PWD=x", "uid=admin", " Password = y"])
 def test_extra_options_cannot_carry_credentials(option: str) -> None:
     with pytest.raises(ValueError, match="must not carry credentials"):
-        _settings(extra_options=f"BLOCKSIZE=512;{option}").connection_string()
+        _settings(odbc_options=f"BLOCKSIZE=512;{option}").connection_string()
 
 
 def test_password_never_shown() -> None:
@@ -75,7 +74,7 @@ def test_ibmi_text_cannot_depend_on_the_client_code_page() -> None:
     keywords = _keywords(_settings().connection_string())
     assert keywords["CCSID"] == "1208"
     assert _settings().text_encoding is TextEncoding.UTF16  # wide text: UTF-16 by ODBC's definition
-    stand_in = _settings(profile="postgresql").connection_string()
+    stand_in = _settings(driver_profile="postgresql").connection_string()
     assert "ConnSettings={SET client_encoding TO 'UTF8'}" in stand_in
 
 
@@ -84,12 +83,12 @@ def test_ibmi_text_cannot_depend_on_the_client_code_page() -> None:
 def test_keywords_that_change_what_the_data_means_are_pinned(option: str) -> None:
     assert _keywords(_settings().connection_string())["SORTTYPE"] == "0"
     with pytest.raises(ValueError, match="cannot be set: the"):
-        _settings(extra_options=f"BLOCKSIZE=512;{option}")
+        _settings(odbc_options=f"BLOCKSIZE=512;{option}")
 
 
 def test_the_stand_in_client_encoding_is_pinned_too() -> None:
     with pytest.raises(ValueError, match="client encoding is pinned"):
-        _settings(profile="postgresql", extra_options="ConnSettings=x")
+        _settings(driver_profile="postgresql", odbc_options="ConnSettings=x")
 
 
 @pytest.mark.parametrize(
@@ -107,5 +106,5 @@ def test_password_braces_follow_each_driver(password: str, ibmi: str, postgresql
     """IBM's driver gets the password bare, as IBM's own code sends it, unless the ODBC grammar needs braces;
     psqlODBC always gets it braced (it keeps braced values literally)."""
     assert _settings(password=password).connection_string(with_credentials=True).endswith(ibmi)
-    assert _settings(password=password, profile="postgresql").connection_string(
+    assert _settings(password=password, driver_profile="postgresql").connection_string(
         with_credentials=True).endswith(postgresql)

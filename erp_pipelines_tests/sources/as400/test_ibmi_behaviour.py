@@ -23,7 +23,6 @@ from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.as400.adapter import As400Source, to_cyymmdd_hhmmss
 from erp_pipelines.sources.as400.connection import As400Settings
 from erp_pipelines.sources.as400.resource import As400Resource
-from erp_pipelines.sources.as400.sql import QualifiedTable
 from erp_sandbox.as400 import dds
 from erp_sandbox.as400.seed import SeedManifest
 
@@ -39,7 +38,7 @@ def _rows(engine: sa.Engine, statement: str) -> list:
 
 
 def _stand_in(as400: As400Resource, **changes: object) -> As400Settings:
-    return dataclasses.replace(as400.settings(), **changes)  # type: ignore[arg-type]
+    return as400.replaced(**changes)  # type: ignore[arg-type]
 
 
 def test_text_does_not_depend_on_the_client_code_page(
@@ -53,7 +52,7 @@ def test_text_does_not_depend_on_the_client_code_page(
     as400_source_sql("""update "PRODUCTLIB"."PRODUCTS" set "ITEMDESC" = 'MÜLLER GRÖSSE ½ € ÇA'
                         where "ITEMNO" = 'ITM000000001'""")
     monkeypatch.setenv("PGCLIENTENCODING", "WIN1252")
-    settings = _stand_in(as400, dsn=None, driver="PostgreSQL ANSI")
+    settings = _stand_in(as400, dsn=None, odbc_driver="PostgreSQL ANSI")
     report = run_sync(PRODUCT, As400Source(settings), app_db, mode="full")
     assert (report.status, report.created) == ("COMPLETED", 5)
     assert _rows(app_db, "select description from product where item_number = 'ITM000000001'") == [
@@ -185,7 +184,7 @@ def test_an_undeliverable_key_is_a_permanent_error_naming_the_table(
         with pytest.raises(As400DataMappingError, match=r"(?s)PRODUCTLIB\.PRICING.*SQL0802") as failure:
             run_sync(PRICING, as400.source(), app_db, mode="full")
         assert isinstance(failure.value, PermanentSourceError)
-        assert as400.settings().password not in str(failure.value)
+        assert as400.password not in str(failure.value)
     finally:
         dds.restore(as400_owner_url, "PRODUCTLIB.PRICING")
 
@@ -204,7 +203,7 @@ def test_names_beginning_with_dollar_hash_or_at_are_read(
         spec = dataclasses.replace(PRODUCT, source_table="PRODUCTLIB.#ITEMS", columns=tuple(
             Column.of("sku", "$SKU", column.decoder, column.sql_type, nullable=False)
             if column.target == "sku" else column for column in PRODUCT.columns))
-        allowed = as400.settings().allowed_tables | {QualifiedTable("PRODUCTLIB", "#ITEMS")}
+        allowed = f"{as400.allowed_tables},PRODUCTLIB.#ITEMS"
         source = As400Source(_stand_in(as400, allowed_tables=allowed))
         report = run_sync(spec, source, app_db, mode="full")
         assert (report.status, report.created) == ("COMPLETED", 4)
