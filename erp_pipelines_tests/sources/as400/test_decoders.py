@@ -1,4 +1,4 @@
-"""Decoders: legacy encodings in, typed values out, bad values flagged rather than raised."""
+"""IBM i decoders: CYYMMDD dates, HHMMSS times, change stamps, EBCDIC text; bad values flagged, not raised."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from erp_pipelines.core.decoders import Boolean, Decimal, Flag, Integer, TrimmedText
+from erp_pipelines.core.decoders import Decimal, Integer
 from erp_pipelines.sources.as400.decoders import CyymmddDate, CyymmddHhmmssTimestamp, EbcdicText, HhmmssTime
-from erp_pipelines.sources.legacy_4d.decoders import FourDDate, FourDTime
 
 
 def _decimal7(value: int) -> pa.Array:
@@ -73,83 +72,6 @@ def test_change_stamp(date: int, time: int, expected: dt.datetime | None, invali
     assert bool(decoded.invalid_rows()[0]) is invalid
 
 
-@pytest.mark.parametrize(
-    ("raw", "blank_as_null", "expected"),
-    [("ABC   ", False, "ABC"), ("      ", False, ""), ("      ", True, None), ("  A B ", False, "  A B"),
-     (None, False, None)],
-)
-def test_trimmed_text(raw: str | None, blank_as_null: bool, expected: str | None) -> None:
-    assert TrimmedText(blank_as_null)([pa.array([raw], pa.string())]).values.to_pylist() == [expected]
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected", "invalid"),
-    [("1.5", decimal.Decimal("1.500"), False), ("-2", decimal.Decimal("-2.000"), False),
-     ("abc", None, True), ("NaN", None, True), ("inf", None, True), ("1.0001", None, True),
-     ("123456789", None, True), (None, None, False)],
-)
-def test_decimal_text(raw: str | None, expected: decimal.Decimal | None, invalid: bool) -> None:
-    decoded = Decimal(11, 3)([pa.array(["0", raw], pa.string())])
-    assert decoded.values.to_pylist()[1] == expected
-    assert bool(decoded.invalid_rows()[1]) is invalid
-    assert not decoded.invalid_rows()[0]
-
-
-def test_decimal_from_floats_is_exact() -> None:
-    decoded = Decimal(12, 4)([pa.array([19.99, 0.1, float("nan"), float("inf")], pa.float64())])
-    assert decoded.values.to_pylist()[:2] == [decimal.Decimal("19.9900"), decimal.Decimal("0.1000")]
-    assert decoded.invalid_rows().tolist() == [False, False, True, True]
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected", "invalid"),
-    [("6!3!2017", dt.date(2017, 3, 6), False), ("31!12!1999", dt.date(1999, 12, 31), False),
-     ("29!2!2024", dt.date(2024, 2, 29), False), ("06!03!2017", dt.date(2017, 3, 6), False),
-     ("0!0!0", None, False), ("00!00!0000", None, False), ("", None, False), (None, None, False),
-     ("31!2!2020", None, True), ("29!2!2023", None, True), ("2020-01-01", None, True), ("1!13!2020", None, True),
-     ("6/3/2017", None, True), ("6!3", None, True), ("abc", None, True), ("a!b!c", None, True)],
-)
-def test_4d_date(raw: str | None, expected: dt.date | None, invalid: bool) -> None:
-    decoded = FourDDate()([pa.array([raw], pa.string())])
-    assert decoded.values.to_pylist() == [expected]
-    assert bool(decoded.invalid_rows()[0]) is invalid
-    assert not invalid or "4D date" in decoded.reason
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected", "invalid"),
-    [(0, dt.time(0), False), (45_296_000, dt.time(12, 34, 56), False), (36_730_000, dt.time(10, 12, 10), False),
-     (86_399_999, dt.time(23, 59, 59, 999_000), False), ("1500", dt.time(0, 0, 1, 500_000), False),
-     (86_400_000, None, True), (-5, None, True), (-1, None, True), (1.5, None, True), ("noon", None, True),
-     (True, None, True)],
-)
-def test_4d_time(raw: object, expected: dt.time | None, invalid: bool) -> None:
-    """Milliseconds as JSON sends them: a number, or text where the server sends one (never a fraction)."""
-    decoded = FourDTime()([pa.array([raw])])
-    assert decoded.values.to_pylist() == [expected]
-    assert bool(decoded.invalid_rows()[0]) is invalid
-
-
-def test_flag_rejects_unknown_values() -> None:
-    decoded = Flag(["Y"], ["N"])([pa.array(["Y", "N ", "X", None])])
-    assert decoded.values.to_pylist() == [True, False, None, None]
-    assert decoded.invalid_rows().tolist() == [False, False, True, True]
-
-
-def test_boolean_and_integer() -> None:
-    assert Boolean()([pa.array([True, False])]).values.to_pylist() == [True, False]
-    decoded = Integer()([pa.array(["12", "x", None])])
-    assert decoded.values.to_pylist() == [12, None, None]
-    assert decoded.invalid_rows().tolist() == [False, True, False]
-
-
-def test_boolean_and_integer_name_their_own_reason() -> None:
-    assert Boolean()([pa.array(["yes"])]).reason == "is not a boolean"
-    decoded = Integer()([pa.array([" 7 ", "99999999999999999999", "-3"])])  # beyond 64 bits: a reject, no crash
-    assert decoded.values.to_pylist() == [7, None, -3]
-    assert decoded.invalid_rows().tolist() == [False, True, False]
-
-
 def test_ebcdic_bytes_decode_with_code_page_037() -> None:
     """CCSID 65535 columns: EBCDIC in, text out (accents included), trailing EBCDIC blanks dropped."""
     raw = pa.array(["GRÖSSE ½ ZOLL   ".encode("cp037"), b"", None, "   ".encode("cp037")], pa.binary())
@@ -199,15 +121,6 @@ def test_ebcdic_decodes_with_the_configured_ccsid(ccsid: int) -> None:
 def test_an_unknown_ccsid_is_refused_when_the_spec_is_built() -> None:
     with pytest.raises(ValueError, match="CCSID 1208 is not an EBCDIC CCSID"):
         EbcdicText(ccsid=1208)
-
-
-def test_binary_where_text_is_expected_is_rejected_not_a_crash() -> None:
-    """FOR BIT DATA bytes reaching a text decoder (the catalog check stops such a spec before reading)."""
-    raw = pa.array(["AB".encode("cp037"), None], pa.binary(2))
-    for decoder in (TrimmedText(), Flag(["Y"], ["N"])):
-        decoded = decoder([raw])
-        assert decoded.invalid_rows().tolist() == [True, False]
-        assert "FOR BIT DATA, CCSID 65535" in decoded.reason
 
 
 @pytest.mark.parametrize("decoder", [Decimal(11, 4), Integer(), CyymmddDate(), HhmmssTime()], ids=repr)
