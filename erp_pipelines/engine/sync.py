@@ -150,8 +150,40 @@ def run_sync(
                 audit.unlock_entity()
 
 
+@dataclass(frozen=True)
+class Strategy:
+    """What a sync mode reads and what it may conclude from what it read, each decision named once."""
+
+    name: SyncMode
+    reads_everything: bool
+    """The whole table: a key not read is gone at the source, an unchanged child is checked for its parent."""
+    reads_open_keys_only: bool
+    """Only the quarantined records' keys (a replay)."""
+    moves_watermark: bool
+    applies_reported_deletions: bool
+    """The source's own list of deletions since the watermark (4D `__DeletedRecords`)."""
+    may_turn_full: bool
+    """The source may say the stored watermark lost its meaning (`full_sync_reason`)."""
+
+    @property
+    def sees_every_open_key(self) -> bool:
+        """Whether an open quarantine key that was not read is known to be gone at the source."""
+        return self.reads_everything or self.reads_open_keys_only
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "incremental": Strategy("incremental", reads_everything=False, reads_open_keys_only=False, moves_watermark=True,
+                            applies_reported_deletions=True, may_turn_full=True),
+    "full": Strategy("full", reads_everything=True, reads_open_keys_only=False, moves_watermark=True,
+                     applies_reported_deletions=False, may_turn_full=False),
+    "replay": Strategy("replay", reads_everything=False, reads_open_keys_only=True, moves_watermark=False,
+                       applies_reported_deletions=False, may_turn_full=False),
+}
+
+
 class SyncRun:
-    """One run of one table, a method per stage; `execute` runs them in order inside one transaction."""
+    """One run of one table, a method per stage; `execute` runs them in order inside one transaction. What
+    the mode changes is its `Strategy`."""
 
     def __init__(self, spec: TableSpec, source: SourceAdapter, connection: sa.Connection, audit: Audit,
                  report: SyncReport, on_batch: Callable[[SyncReport], None] | None) -> None:
@@ -170,25 +202,21 @@ class SyncRun:
         self.deleted_keys: list[RecordKey] = []
 
     @property
-    def full(self) -> bool:
-        return self.report.mode == "full"
-
-    @property
-    def replay(self) -> bool:
-        return self.report.mode == "replay"
+    def strategy(self) -> Strategy:
+        return STRATEGIES[self.report.mode]
 
     def execute(self) -> None:
-        if self.report.mode == "incremental":
+        if self.strategy.may_turn_full:
             self.force_full_if_needed()
         self.stage.prepare()
         self.open_keys = set(self.audit.open_error_keys())
-        if self.replay:
-            self.report.watermark_after = self.report.watermark_before  # a replay never moves it
-            if not self.open_keys:
-                return
+        if not self.strategy.moves_watermark:
+            self.report.watermark_after = self.report.watermark_before
+        if self.strategy.reads_open_keys_only and not self.open_keys:
+            return
         with RawSpill() as spill:
             self.read(spill)
-            outcome = self.stage.merge(full=self.full)
+            outcome = self.stage.merge(full=self.strategy.reads_everything)
             self.report.created, self.report.updated = outcome.created, outcome.updated
             self.report.unchanged, self.report.deleted = outcome.unchanged, outcome.deleted
             self.report.withdrawn = outcome.withdrawn
@@ -197,7 +225,7 @@ class SyncRun:
             still_rejected = self.quarantine(spill)
         self.resolve(still_rejected)
         self.account()
-        if self.report.watermark_after is not None and not self.replay:
+        if self.report.watermark_after is not None and self.strategy.moves_watermark:
             self.audit.save_watermark(self.run_id, self.report.watermark_after)
 
     def force_full_if_needed(self) -> None:
@@ -217,9 +245,10 @@ class SyncRun:
         _log(self.spec).warning("%s: %s", self.spec.entity, self.report.forced_full_reason)
 
     def _extraction(self) -> contextlib.AbstractContextManager[Extraction]:
-        if self.replay:
+        if self.strategy.reads_open_keys_only:
             return self.source.extract_keys(self.spec, sorted(self.open_keys, key=repr))
-        return self.source.extract(self.spec, None if self.full else self.report.watermark_before)
+        return self.source.extract(
+            self.spec, None if self.strategy.reads_everything else self.report.watermark_before)
 
     def read(self, spill: RawSpill) -> None:
         """Reads the source: each batch decoded and validated while the next is fetched, then staged."""
@@ -244,10 +273,10 @@ class SyncRun:
             with Prefetcher(extraction.batches()) as fetched, BackgroundWriter(stage) as background:
                 for raw in fetched:
                     background.submit(decode_and_validate(self.spec, raw))
-            if not self.replay:
+            if self.strategy.moves_watermark:
                 self.report.watermark_after = extraction.watermark() or self.report.watermark_before
-                if not self.full:
-                    self._stage_deletions(extraction.deleted_keys())
+            if self.strategy.applies_reported_deletions:
+                self._stage_deletions(extraction.deleted_keys())
             self.report.notes = dict(extraction.notes() or {})
 
     def _stage_deletions(self, deleted: pa.RecordBatch | None) -> None:
@@ -283,7 +312,7 @@ class SyncRun:
         positions = [p for ps in self.open_keys_read.values() for p in ps]
         accepted = self.stage.accepted_among(positions)
         closing = {key for key, ps in self.open_keys_read.items() if any(p in accepted for p in ps)}
-        if self.full or self.replay:
+        if self.strategy.sees_every_open_key:
             closing |= self.open_keys - set(self.open_keys_read)
         closing |= {key for key in self.deleted_keys if key in self.open_keys and key not in self.open_keys_read}
         self.report.resolved = self.audit.resolve_errors(self.run_id, sorted(closing - still_rejected, key=repr))
