@@ -158,20 +158,18 @@ class RecordLayout:
     @classmethod
     def from_catalog(cls, table: str, rows: Sequence[Mapping[str, object]]) -> RecordLayout:
         """From QSYS2.SYSCOLUMNS2 rows (keys: CATALOG_COLUMNS). Catalog values are CHAR-padded: trimmed."""
-        ordered = sorted(rows, key=lambda row: int(row["ORDINAL_POSITION"]))  # type: ignore[arg-type]
+        ordered = sorted(rows, key=lambda row: _optional_int(row["ORDINAL_POSITION"]) or 0)
         fields: list[FieldLayout] = []
         offset = 0
         for row in ordered:
             name = str(row["COLUMN_NAME"]).strip()
-            scale, ccsid = row["NUMERIC_SCALE"], row["CCSID"]
             column = SourceColumn(
                 name, str(row["SYSTEM_COLUMN_NAME"] or name).strip(), str(row["DATA_TYPE"]).strip(),
-                int(row["LENGTH"] or 0), None if scale is None else int(scale),  # type: ignore[call-overload]
-                None if ccsid is None else int(ccsid),  # type: ignore[call-overload]
+                _optional_int(row["LENGTH"]) or 0, _optional_int(row["NUMERIC_SCALE"]), _optional_int(row["CCSID"]),
             )
             width = _field_width(column, table)
-            fields.append(FieldLayout(column, int(row["ORDINAL_POSITION"]), str(row["IS_NULLABLE"]).strip() == "Y",  # type: ignore[call-overload]
-                                      offset, width))
+            nullable = str(row["IS_NULLABLE"]).strip() == "Y"
+            fields.append(FieldLayout(column, _optional_int(row["ORDINAL_POSITION"]) or 0, nullable, offset, width))
             offset += width
         if not fields:
             raise RecordImageError(f"{table}: no columns in the catalog, so no record layout")
@@ -249,8 +247,8 @@ class RecordLayout:
         if (per_field & (ends - starts != fields)).any():
             found = sorted({int(n) for n in (ends - starts)[per_field & (ends - starts != fields)]})
             raise RecordImageError(
-                f"{self.table}: null value indicators for {', '.join(map(str, found))} fields where the layout from the "
-                f"catalog has {fields} fields: the file's layout changed since the entries were written"
+                f"{self.table}: null value indicators for {', '.join(map(str, found))} fields where the layout from "
+                f"the catalog has {fields} fields: the file's layout changed since the entries were written"
             )
         if not per_field.any():
             return None
@@ -259,12 +257,17 @@ class RecordLayout:
         matrix[per_field] = raw[picked]
         if (matrix == NOT_RECORDED).any():
             raise RecordImageError(f"{self.table}: journal entries with fields not recorded (null value indicator "
-                                   "'9': minimized entries, MINENTDTA(*FLDBDY)); journal the file with MINENTDTA(*NONE)")
+                                   "'9': minimized entries, MINENTDTA(*FLDBDY)); journal the file with "
+                                   "MINENTDTA(*NONE)")
         unknown = (matrix != NOT_NULL) & (matrix != NULL)
         if unknown.any():
-            raise RecordImageError(f"{self.table}: null value indicator byte(s) "
-                                   f"{', '.join(sorted({f'{b:02X}' for b in matrix[unknown]}))} are neither '0' nor '1'")
+            found = ", ".join(sorted({f"{byte:02X}" for byte in matrix[unknown]}))
+            raise RecordImageError(f"{self.table}: null value indicator byte(s) {found} are neither '0' nor '1'")
         return matrix
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def _strings(values: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.StringArray:
@@ -376,7 +379,7 @@ def _decimal(field: FieldLayout, digits: np.ndarray, negative: np.ndarray, inval
     return pc.cast(strings, kind), invalid
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _code_page(ccsid: int) -> EbcdicText:
     return EbcdicText(ccsid=ccsid)
 
@@ -454,7 +457,10 @@ def _datetime(field: FieldLayout, raw: np.ndarray) -> tuple[pa.Array, np.ndarray
         fraction, ok_f = _ebcdic_number(raw[:, 20 : 20 + precision])
         valid &= ok_f & (raw[:, 19] == PERIOD)
         digits = {"ms": 3, "us": 6, "ns": 9}[unit]
-        fraction = fraction * 10 ** (digits - precision) if precision <= digits else fraction // 10 ** (precision - digits)
+        if precision <= digits:
+            fraction = fraction * 10 ** (digits - precision)
+        else:  # TIMESTAMP(10..12): picoseconds beyond what timestamp[ns] holds are cut, as in a nanosecond read
+            fraction = fraction // 10 ** (precision - digits)
         moments = moments + np.where(valid, fraction, 0)
     return pa.array(np.where(valid, moments, 0), field.arrow_type()), ~valid
 
