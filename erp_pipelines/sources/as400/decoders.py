@@ -73,15 +73,17 @@ class EbcdicText(Decoder):
         controls = np.concatenate(([0], np.cumsum(self._control[raw])))
         valid = column.is_valid().to_numpy(zero_copy_only=False)
         invalid = (controls[offsets[1:]] > controls[offsets[:-1]]) & valid
-        text = pc.utf8_rtrim(self._utf8(raw, offsets), characters=" ")
+        text = pc.utf8_rtrim(self.to_utf8(raw, offsets), characters=" ")
         keep = pa.array(valid & ~invalid)
         if self.blank_as_null:
             keep = pc.and_(keep, pc.not_equal(text, ""))
         values = pc.if_else(keep, text, pa.scalar(None, pa.string()))
         return Decoded(values, invalid if invalid.any() else None, self.reason)
 
-    def _utf8(self, raw: np.ndarray, offsets: np.ndarray) -> pa.Array:
-        """EBCDIC bytes → UTF-8: each byte becomes its character's 1 to 3 UTF-8 bytes, gathered by position."""
+    def to_utf8(self, raw: np.ndarray, offsets: np.ndarray) -> pa.Array:
+        """EBCDIC bytes → UTF-8 text as it is (blanks kept, no control check): each byte becomes its character's
+        1 to 3 UTF-8 bytes, gathered by position; `offsets` delimit the values in `raw`. Also used by the
+        journal record image decoder (record_image.py) for CHAR and VARCHAR fields."""
         lengths = self._lengths[raw]
         ends = np.concatenate(([0], np.cumsum(lengths)))
         out = np.empty(ends[-1], dtype=np.uint8)
