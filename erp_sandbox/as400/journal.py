@@ -66,7 +66,12 @@ Differences from IBM i
   SQL0443 with the CPF message; the exact state is not on the page: a plausible choice).
 * RRNs are never reused (REUSEDLT(*NO)); *CURAVLCHN equals *CURCHAIN (no receiver is ever saved with storage
   freed, so every receiver in the chain is available); no remote journals, no minimised entry data, no PX, no
-  journal caching; USER/JOB/PROGRAM filters and INCLUDE_INTERNAL/COMMIT_CYCLE parameters are not emulated.
+  journal caching. The USER, JOB and PROGRAM filters are refused (SQLSTATE 0A000) rather than ignored; the
+  INCLUDE_INTERNAL and COMMIT_CYCLE parameters (7.5 TR5) do not exist here.
+* With objects named, C and J entries (no object) are not returned, as DSPJRN FILE(...) documents: a reader
+  without *OBJEXIST learns of rollbacks from the R rollback entries (DR, BR, UR) of the objects, not from C RB.
+* Reading the whole chain materialises the selected entries before FETCH FIRST applies (PL/pgSQL): bound the
+  window by STARTING_SEQUENCE and the object filter.
 
 Control functions (owner only; Python wrappers below): `start_journaling`, `end_journaling`,
 `change_receiver`, `delete_receiver`, `add_column`, `drop_column`, `journal_rolled_back`.
@@ -296,13 +301,15 @@ begin
             if TG_OP = 'TRUNCATE' then
                 -- F CR: physical file member cleared ([ET]).
                 delete from {SCHEMA}.record_number where relid = f.relid;
-                insert into {SCHEMA}.pending (txid, journal_library, journal_name, code, type, object_library, object_file)
+                insert into {SCHEMA}.pending (txid, journal_library, journal_name, code, type, object_library,
+                                              object_file)
                 values (txid_current(), f.journal_library, f.journal_name, 'F', 'CR', f.library, f.file);
             elsif TG_OP = 'INSERT' then
                 -- R PT: record added ([ET]); statement level, so COPY of a million rows is one pass.
                 execute format($q$
                     with added as (select nextval('{SCHEMA}.rrn') as rrn, row(n.*)::%1$s as r from new_rows n),
-                    numbered as (insert into {SCHEMA}.record_number (relid, key, rrn) select $1, %2$s(r), rrn from added)
+                    numbered as (insert into {SCHEMA}.record_number (relid, key, rrn)
+                                 select $1, %2$s(r), rrn from added)
                     insert into {SCHEMA}.pending (txid, journal_library, journal_name, code, type, count_or_rrn,
                                                   object_library, object_file, null_value_indicators, entry_data)
                     select txid_current(), $2, $3, 'R', 'PT', rrn, $4, $5, %3$s(r), %4$s(r) from added
@@ -312,7 +319,8 @@ begin
                 execute format('select %s($1), %s($1), %s($1)', f.key_function, f.image_function, f.nulls_function)
                 into old_key, before_image, before_nulls using OLD;
                 if TG_OP = 'DELETE' then
-                    delete from {SCHEMA}.record_number where relid = f.relid and key = old_key returning rrn into record_rrn;
+                    delete from {SCHEMA}.record_number where relid = f.relid and key = old_key
+                    returning rrn into record_rrn;
                     -- R DL carries the deleted record's image with *BOTH. With *AFTER only, the stand-in gives no image
                     -- (ENTRY_DATA of length 0), only the RRN: IBM's page is silent, and Qlik Replicate documents that
                     -- deletes under *AFTER images cannot be captured unless the RRN is the key.
@@ -321,7 +329,8 @@ begin
                                                   restore_nulls, restore_data)
                     values (txid_current(), f.journal_library, f.journal_name, 'R', 'DL', record_rrn, f.library, f.file,
                             case when f.images = '*BOTH' then before_nulls end,
-                            case when f.images = '*BOTH' then before_image else ''::bytea end, before_nulls, before_image);
+                            case when f.images = '*BOTH' then before_image else ''::bytea end,
+                            before_nulls, before_image);
                 else
                     execute format('select %s($1), %s($1), %s($1)', f.key_function, f.image_function, f.nulls_function)
                     into new_key, after_image, after_nulls using NEW;
@@ -329,11 +338,11 @@ begin
                     update {SCHEMA}.record_number set key = new_key where relid = f.relid and key = old_key
                     returning rrn into record_rrn;
                     if f.images = '*BOTH' then
-                        -- R UB: before-image of the updated record, written only with JOURNAL_IMAGES *BOTH ([ET], [JO]).
+                        -- R UB: before-image of the updated record, only with JOURNAL_IMAGES *BOTH ([ET], [JO]).
                         insert into {SCHEMA}.pending (txid, journal_library, journal_name, code, type, count_or_rrn,
                                                       object_library, object_file, null_value_indicators, entry_data)
-                        values (txid_current(), f.journal_library, f.journal_name, 'R', 'UB', record_rrn, f.library, f.file,
-                                before_nulls, before_image);
+                        values (txid_current(), f.journal_library, f.journal_name, 'R', 'UB', record_rrn,
+                                f.library, f.file, before_nulls, before_image);
                     end if;
                     insert into {SCHEMA}.pending (txid, journal_library, journal_name, code, type, count_or_rrn,
                                                   object_library, object_file, null_value_indicators, entry_data,
@@ -343,7 +352,8 @@ begin
                 end if;
             end if;
             exit;
-        exception when undefined_column or undefined_function or datatype_mismatch or cannot_coerce then
+        exception when undefined_column or undefined_table or undefined_function or datatype_mismatch
+                       or cannot_coerce then
             if attempt = 2 then
                 raise;
             end if;
@@ -363,8 +373,8 @@ declare
     j {SCHEMA}.journal;
     live {SCHEMA}.receiver;
 begin
-    select * into j from {SCHEMA}.journal where journal.library = write_entry.library and journal.name = write_entry.name
-    for update;
+    select * into j from {SCHEMA}.journal
+    where journal.library = write_entry.library and journal.name = write_entry.name for update;
     select * into live from {SCHEMA}.receiver
     where journal_library = j.library and journal_name = j.name and detached is null;
     insert into {SCHEMA}.entry (journal_library, journal_name, receiver_library, receiver_name, sequence,
@@ -675,6 +685,10 @@ begin
     if not exists (select 1 from {SCHEMA}.journal j where j.library = jlib and j.name = jname) then
         raise exception using errcode = '38501', message = format(
             'SQL0443 CPF9801 Object %s in library %s not found (type *JRN)', jname, jlib);
+    end if;
+    if coalesce("user", job, program) is not null then
+        raise exception using errcode = '0A000', message =
+            'stand-in: the USER, JOB and PROGRAM filters of DISPLAY_JOURNAL are not emulated';
     end if;
     -- [DJ]: "A value cannot be specified for both starting-timestamp and starting-sequence" (and likewise for
     -- the ending values).
