@@ -9,14 +9,17 @@ Where IBM i differs from PostgreSQL the catalog says what IBM i would: a bytea c
 BIT DATA (CCSID 65535); a column comment `SYSTEM_NAME=XXXXXXXXXX` gives a long-named column the 10-character
 system name of a DDS field with an ALIAS; a table comment `MEMBERS=n` makes it a multi-member file in
 QSYS2.SYSTABLESTAT (the stand-in still reads every row: the connector refuses such a file before reading);
-`public.hex` is Db2's HEX for the packed storage of `dds.py`.
-PostgreSQL has no journals, so QSYS2.JOURNALED_OBJECTS is empty.
+a column comment `ZONED` makes a numeric column a zoned NUMERIC field (packed DECIMAL otherwise);
+`public.hex` is Db2's HEX for the packed storage of `dds.py` and for bytes.
+Journals (QSQJRN per library, DISPLAY_JOURNAL, JOURNALED_OBJECTS, JOURNAL_INFO, JOURNAL_RECEIVER_INFO) come
+from `journal.py`: PRODUCTS and INVENTORY are journaled, MEASUREMENTS and PRICING are not.
 """
 
 from __future__ import annotations
 
 import psycopg2
 
+from erp_sandbox.as400 import journal
 from erp_sandbox.as400.dds import PACKED_STORAGE_DDL
 
 LIBRARIES = ("PRODUCTLIB", "INVENTORYLIB")
@@ -96,7 +99,10 @@ select c.table_schema::varchar(128) as "TABLE_SCHEMA", c.table_name::varchar(128
                 c.column_name)::char(10) as "SYSTEM_COLUMN_NAME",
        c.ordinal_position::integer as "ORDINAL_POSITION",
        (case c.data_type when 'character' then 'CHAR' when 'character varying' then 'VARCHAR'
-                         when 'numeric' then 'DECIMAL' when 'integer' then 'INTEGER' when 'bigint' then 'BIGINT'
+                         when 'numeric' then (case when col_description(
+                             format('%I.%I', c.table_schema, c.table_name)::regclass, c.ordinal_position::integer)
+                             ~ 'ZONED' then 'NUMERIC' else 'DECIMAL' end)
+                         when 'integer' then 'INTEGER' when 'bigint' then 'BIGINT'
                          when 'smallint' then 'SMALLINT' when 'date' then 'DATE' when 'bytea' then 'VARCHAR'
                          when 'timestamp without time zone' then 'TIMESTMP' else upper(c.data_type) end
        )::varchar(8) as "DATA_TYPE",
@@ -120,10 +126,6 @@ join pg_class t on t.oid = x.indrelid
 join pg_class i on i.oid = x.indexrelid
 join pg_namespace n on n.oid = t.relnamespace
 where n.nspname = upper(n.nspname) and n.nspname not in ('QSYS2', 'SYSIBM');
-create or replace view "QSYS2"."JOURNALED_OBJECTS" as
-select null::varchar(10) as "JOURNAL_LIBRARY", null::varchar(10) as "JOURNAL_NAME",
-       null::varchar(7) as "OBJECT_TYPE", null::varchar(10) as "OBJECT_LIBRARY", null::varchar(10) as "OBJECT_NAME"
-where false;
 create or replace view "QSYS2"."SYSTABLESTAT" as
 select s.schemaname::varchar(128) as "TABLE_SCHEMA", s.relname::varchar(128) as "TABLE_NAME",
        s.n_live_tup::bigint as "NUMBER_ROWS", s.n_dead_tup::bigint as "NUMBER_DELETED_ROWS",
@@ -145,7 +147,7 @@ def grants_sql(reader: str = "as400_reader") -> str:
 
 
 def create_schema(owner_url: str) -> None:
-    """Creates the libraries, tables and catalog views; safe to run again."""
+    """Creates the libraries, tables, catalog views and journals; safe to run again."""
     with psycopg2.connect(owner_url) as conn, conn.cursor() as cur:
         for library in LIBRARIES:
             cur.execute(f'create schema if not exists "{library}"')
@@ -153,4 +155,5 @@ def create_schema(owner_url: str) -> None:
         cur.execute(CATALOG_DDL)
         cur.execute(PACKED_STORAGE_DDL)
         cur.execute(grants_sql())
+        journal.install(cur)
     conn.close()
