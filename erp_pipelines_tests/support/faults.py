@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from erp_pipelines.core.decoders import Boolean, Decimal, Flag, Integer, Text, TrimmedText
 from erp_pipelines.core.spec import Column, TableSpec
 from erp_pipelines.sources.as400.adapter import As400Source
-from erp_pipelines.sources.as400.decoders import CyymmddHhmmssTimestamp
+from erp_pipelines.sources.as400.decoders import CyymmddDate, CyymmddHhmmssTimestamp
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.legacy_4d.adapter import Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
@@ -62,6 +62,9 @@ def _decoded_sql(column: Column) -> str:
         return f"case when btrim({raw[0]}) in ({true}) then true when btrim({raw[0]}) in ({false}) then false end"
     if isinstance(decoder, FourDTime):
         return f"({raw[0]} * interval '1 millisecond')"
+    if isinstance(decoder, CyymmddDate):  # 0 is "no date"; C=0 19xx, C=1 20xx
+        full = f"(19000000 + {raw[0]}::int)"
+        return f"case when {raw[0]} = 0 then null else make_date({full} / 10000, {full} / 100 % 100, {full} % 100) end"
     if isinstance(decoder, CyymmddHhmmssTimestamp):
         date, time = (f"{value}::int" for value in raw)
         return (f"make_timestamp((19000000 + {date}) / 10000, {date} / 100 % 100, {date} % 100, "

@@ -14,7 +14,6 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import arrow_odbc
 import numpy as np
@@ -35,6 +34,17 @@ from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400Settings
 from erp_pipelines.sources.as400.decoders import CyymmddHhmmssTimestamp, EbcdicText
+from erp_pipelines.sources.as400.journal import (
+    Journal,
+    JournalExtraction,
+    Position,
+    Receiver,
+    end_of_chain,
+    position_problem,
+    receiver_from_row,
+)
+from erp_pipelines.sources.as400.layout import FOR_BIT_DATA, FileLayout, SourceColumn
+from erp_pipelines.sources.as400.record_image import CATALOG_COLUMNS, RecordLayout
 
 # Keys per replay (and per narrowing) statement: keeps statements short on both Db2 for i and the stand-in.
 REPLAY_CHUNK = 200
@@ -46,7 +56,6 @@ FUTURE_TOLERANCE = dt.timedelta(days=1)
 # writes) raises it at fetch (IT Jungle "SQL and Invalid Decimal Data", 2013; IBM Support "Correcting Decimal
 # Data Errors"). Retrying reads the same bytes again, so it is never treated as transient.
 _DATA_MAPPING_ERROR = re.compile(r"\bSQL0802\b")
-FOR_BIT_DATA = 65535
 
 
 def to_cyymmdd_hhmmss(moment: dt.datetime) -> tuple[int, int]:
@@ -62,30 +71,6 @@ class As400DataMappingError(PermanentSourceError):
 
 def is_data_mapping_error(exc: Exception) -> bool:
     return bool(_DATA_MAPPING_ERROR.search(str(exc)))
-
-
-@dataclass(frozen=True)
-class SourceColumn:
-    """One column of a file as QSYS2.SYSCOLUMNS2 describes it."""
-
-    name: str  # the SQL name (a DDS ALIAS long name), else the system name
-    system_name: str
-    data_type: str
-    length: int
-    scale: int | None
-    ccsid: int | None
-
-
-@dataclass(frozen=True)
-class FileLayout:
-    """How the spec's source column names map to the file's SQL names, checked against the catalog."""
-
-    table: sql.QualifiedTable
-    columns: tuple[SourceColumn, ...]
-    sql_names: dict[str, str]  # spec's name (system or SQL name) → SQL name
-
-    def select_names(self, names: Sequence[str]) -> list[str]:
-        return [self.sql_names[name] for name in names]
 
 
 class As400Extraction:
@@ -106,11 +91,13 @@ class As400Extraction:
         key_listing: sql.Statement | None = None,
         chunks: list[list[tuple]] | None = None,
         clock: dt.datetime | None = None,
+        anchor: Watermark | None = None,
     ) -> None:
         """`layout` maps the spec's names to the file's (default: the same names); `key_listing` lists the
         keys of the (single) statement in its order, `chunks` are the keys each statement reads (replay): how
         a statement that hits SQL0802 is resumed. `clock` is the server's time before the read: the
-        watermark never moves past it (no clock: no watermark, as in a replay)."""
+        watermark never moves past it (no clock: no watermark, as in a replay). `anchor` is the watermark of a full
+        read of a journaled file: the journal position taken before the read, where the next run continues."""
         self._settings = settings
         self._spec = spec
         self._layout = layout or FileLayout(
@@ -120,6 +107,7 @@ class As400Extraction:
         self._key_listing = key_listing
         self._chunks = chunks
         self._clock = clock
+        self._anchor = anchor
         self._newest: dt.datetime | None = None
         self._future_rows = 0
 
@@ -330,6 +318,8 @@ class As400Extraction:
             self._newest = max(self._newest or newest, newest)
 
     def watermark(self) -> Watermark | None:
+        if self._anchor is not None:
+            return self._anchor
         return {"changed_at": self._newest.isoformat()} if self._newest else None
 
     def deleted_keys(self) -> pa.RecordBatch | None:
@@ -462,10 +452,30 @@ class As400Source:
         return to_cyymmdd_hhmmss(moment - dt.timedelta(seconds=spec.change_tracking.overlap_seconds))
 
     @contextmanager
-    def extract(self, spec: TableSpec, since: Watermark | None) -> Iterator[As400Extraction]:
+    def extract(
+        self, spec: TableSpec, since: Watermark | None
+    ) -> Iterator[As400Extraction | JournalExtraction]:
+        """A journaled file (AS400_CHANGE_TRACKING=auto) with a journal position is read through its journal;
+        otherwise the file itself, all of it or (change stamps) what changed since the watermark."""
         table = self.table_of(spec)
-        changed_since = self.changed_since(spec, since)
-        layout = self.check_columns(spec)
+        position = Position.from_watermark(spec, since)
+        with self.settings.connect() as connection:
+            layout = self.check_columns(spec, connection)
+            journal = self.journal_of(spec, connection)
+            chain = self.receiver_chain(connection, journal, table) if journal else []
+            record_format = self._run(connection, sql.record_format(table), table) if journal and position else []
+        if journal is not None and position is not None:
+            problem = position_problem(position, chain) or (
+                None if position.journal == str(journal) else f"{table} is journaled to {journal} now")
+            if problem:
+                raise InvalidWatermarkError(f"{spec.entity}: {problem}; run a full sync")
+            image_layout = RecordLayout.from_catalog(str(table), [dict(zip(CATALOG_COLUMNS, row, strict=True))
+                                                                  for row in record_format])
+            yield JournalExtraction(spec, journal, chain, position, image_layout, self._journal_window,
+                                    window=self.settings.journal_window, batch_rows=self.settings.batch_rows,
+                                    table_keyword=self._optimize)
+            return
+        changed_since = None if journal else self.changed_since(spec, since)
         tracking = layout.select_names(spec.change_tracking.columns) if spec.change_tracking else []
         keys = layout.select_names(spec.source_key_columns)
 
@@ -478,8 +488,49 @@ class As400Source:
         statement, listing = read(layout.select_names(spec.source_columns)), read(keys)
         sql.guard_select(statement.sql, [table])
         sql.guard_select(listing.sql, [table])
-        clock = self.source_clock(table) if spec.change_tracking else None
-        yield As400Extraction(self.settings, spec, [statement], layout=layout, key_listing=listing, clock=clock)
+        anchor = end_of_chain(journal, chain).as_watermark() if journal and chain else None
+        clock = self.source_clock(table) if spec.change_tracking and anchor is None else None
+        yield As400Extraction(self.settings, spec, [statement], layout=layout, key_listing=listing, clock=clock,
+                              anchor=anchor)
+
+    def journal_of(self, spec: TableSpec, connection: pyodbc.Connection) -> Journal | None:
+        """The journal this file's changes are read from; None means change stamps: AS400_CHANGE_TRACKING=stamps,
+        or no journal records the file, or its journal is not readable by this user (JOURNALED_OBJECTS shows
+        only those)."""
+        if self.settings.change_tracking == "stamps":
+            return None
+        table = self.table_of(spec)
+        names = self._run(connection, sql.system_names(table), table)
+        if not names:
+            return None
+        library, file = names[0][0].strip(), names[0][1].strip()
+        rows = self._run(connection, sql.journaling(library, file), table)
+        if not rows:
+            return None
+        journal_library, journal_name, images = rows[0]
+        return Journal(journal_library.strip(), journal_name.strip(), (images or "*AFTER").strip(), library, file)
+
+    def receiver_chain(self, connection: pyodbc.Connection, journal: Journal, table: sql.QualifiedTable
+                       ) -> list[Receiver]:
+        return [receiver_from_row(row)
+                for row in self._run(connection, sql.journal_receivers(journal.library, journal.name), table)]
+
+    def _journal_window(self, statement: sql.Statement) -> pa.Table:
+        """One bounded window of journal entries, its parameters bound at the server (they carry names)."""
+        sql.guard_journal_read(statement.sql)
+        try:
+            connection = arrow_odbc.connect(
+                connection_string=self.settings.connection_string(with_credentials=True, bind_on_server=True),
+                login_timeout_sec=self.settings.login_timeout_seconds,
+            )
+            reader = connection.read_arrow_batches(
+                query=statement.sql, parameters=list(statement.parameters), batch_size=self.settings.journal_window,
+                payload_text_encoding=self.settings.text_encoding)
+            table = pa.Table.from_batches(list(reader), schema=reader.schema)
+        except arrow_odbc.Error as exc:
+            raise self.settings.connection_error("reading the journal failed", exc) from None
+        names = [*sql.JOURNAL_COLUMNS, *sql.JOURNAL_HEX_COLUMNS]
+        return table.rename_columns(names) if table.num_columns == len(names) else table
 
     def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
         """Db2 for i compares CHAR values as if the shorter were padded with blanks ("Character string
@@ -505,8 +556,24 @@ class As400Source:
         yield As400Extraction(self.settings, spec, statements, layout=layout, chunks=chunks)
 
     def full_sync_reason(self, spec: TableSpec, since: Watermark | None) -> str | None:
-        """A change stamp cannot go backwards as a whole: an unusable watermark fails (InvalidWatermarkError)."""
-        return None
+        """Why the stored position cannot be continued: the journal lost it (a receiver deleted or freed, the
+        chain broken, sequence numbers reset under it), or the file moved between journal and change stamps.
+        A change stamp cannot go backwards as a whole: an unusable stamp watermark fails instead."""
+        if since is None:
+            return None
+        table = self.table_of(spec)
+        position = Position.from_watermark(spec, since)
+        with self.settings.connect() as connection:
+            journal = self.journal_of(spec, connection)
+            if position is None:
+                return (f"{table} is journaled to {journal} now: its changes are read from the journal, from a "
+                        "full read on") if journal else None
+            if journal is None:
+                return (f"{table} is no longer read through journal {position.journal} (not journaled, journal not "
+                        "readable, or AS400_CHANGE_TRACKING=stamps): change stamps take over from a full read on")
+            if str(journal) != position.journal:
+                return f"{table} is journaled to {journal} now, not {position.journal}"
+            return position_problem(position, self.receiver_chain(connection, journal, table))
 
     def source_clock(self, table: sql.QualifiedTable) -> dt.datetime:
         """The IBM i's CURRENT TIMESTAMP (its local time, as the change stamps are)."""

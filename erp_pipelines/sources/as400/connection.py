@@ -191,6 +191,11 @@ class As400Settings(EnvSettings):
     batch_rows: int = setting("AS400_BATCH_ROWS", "Rows per fetched Arrow batch (the memory bound)",
                               DEFAULT_BATCH_ROWS)
     login_timeout_seconds: int = setting("AS400_LOGIN_TIMEOUT", "Seconds to wait for a session", 30)
+    change_tracking: str = setting("AS400_CHANGE_TRACKING", "auto (a journaled file is read through its journal, "
+                                   "others by change stamps) or stamps (never read a journal)", "auto")
+    journal_window: int = setting("AS400_JOURNAL_WINDOW", "Journal entries per DISPLAY_JOURNAL window", 10_000)
+    journal_margin: int = setting("AS400_JOURNAL_MARGIN", "Warn while the synced journal position is in one of "
+                                  "this many oldest detached receivers", 1)
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
@@ -217,6 +222,10 @@ class As400Settings(EnvSettings):
             raise As400ConfigError(f"AS400_PORT={self.port} is not a TCP port")
         if self.batch_rows < 1:
             raise As400ConfigError(f"AS400_BATCH_ROWS={self.batch_rows} must be positive")
+        if self.change_tracking not in ("auto", "stamps"):
+            raise As400ConfigError(f"AS400_CHANGE_TRACKING must be 'auto' or 'stamps', not {self.change_tracking!r}")
+        if not 0 < self.journal_window <= 1_000_000:
+            raise As400ConfigError(f"AS400_JOURNAL_WINDOW={self.journal_window} must be between 1 and 1000000")
         self.whitelist  # noqa: B018  (parsed now: a bad entry is refused at once)
         self.options()
 

@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 
 from erp_pipelines.core.decoders import dates_from_parts
 from erp_pipelines.core.source import SchemaDriftError
-from erp_pipelines.sources.as400.adapter import FOR_BIT_DATA, SourceColumn
 from erp_pipelines.sources.as400.decoders import EBCDIC_CCSIDS, EbcdicText
+from erp_pipelines.sources.as400.layout import FOR_BIT_DATA, SourceColumn
 
 # The QSYS2.SYSCOLUMNS2 columns `RecordLayout.from_catalog` reads, by name, from each row.
 CATALOG_COLUMNS = (

@@ -221,13 +221,91 @@ def system_names(table: QualifiedTable) -> Statement:
 
 
 def journaling(system_library: str, system_file: str) -> Statement:
-    """The journal of a file, if any: QSYS2.JOURNALED_OBJECTS (IBM i 7.3+) lists journaled objects by system
-    name; it shows only journals the user may read (*OBJOPR and a data authority to the journal)."""
+    """The journal of a file, if any, and its images: QSYS2.JOURNALED_OBJECTS (IBM i 7.3+, rzajqviewjournaledobjects)
+    lists journaled objects by system name, JOURNAL_IMAGES *AFTER or *BOTH; it shows only journals the user may
+    read (*OBJOPR and a data authority to the journal)."""
     return Statement(
-        'SELECT "JOURNAL_LIBRARY", "JOURNAL_NAME" FROM "QSYS2"."JOURNALED_OBJECTS" '
+        'SELECT "JOURNAL_LIBRARY", "JOURNAL_NAME", "JOURNAL_IMAGES" FROM "QSYS2"."JOURNALED_OBJECTS" '
         'WHERE "OBJECT_LIBRARY" = ? AND "OBJECT_NAME" = ? AND "OBJECT_TYPE" = ? FOR READ ONLY',
         (system_library, system_file, "*FILE"),
     )
+
+
+def record_format(table: QualifiedTable) -> Statement:
+    """Every field of the file in ordinal order with what its stored form depends on (type, length, scale,
+    CCSID, nullability): the layout of its journal record images (QSYS2.SYSCOLUMNS2)."""
+    return Statement(
+        'SELECT "SYSTEM_COLUMN_NAME", "COLUMN_NAME", "ORDINAL_POSITION", "DATA_TYPE", "LENGTH", "NUMERIC_SCALE", '
+        '"IS_NULLABLE", "CCSID" FROM "QSYS2"."SYSCOLUMNS2" WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? '
+        'ORDER BY "ORDINAL_POSITION" FOR READ ONLY',
+        (table.library, table.table),
+    )
+
+
+def journal_receivers(journal_library: str, journal_name: str) -> Statement:
+    """The journal's receiver chain, oldest first (QSYS2.JOURNAL_RECEIVER_INFO, IBM i 7.4+ rzajqviewjrnrcvinfo:
+    STATUS ATTACHED, ONLINE, SAVED, FREED, PARTIAL or EMPTY; FIRST_/LAST_SEQUENCE_NUMBER; ATTACH_TIMESTAMP)."""
+    return Statement(
+        'SELECT "JOURNAL_RECEIVER_LIBRARY", "JOURNAL_RECEIVER_NAME", "STATUS", "FIRST_SEQUENCE_NUMBER", '
+        '"LAST_SEQUENCE_NUMBER", "ATTACH_TIMESTAMP", "DETACH_TIMESTAMP" FROM "QSYS2"."JOURNAL_RECEIVER_INFO" '
+        'WHERE "JOURNAL_LIBRARY" = ? AND "JOURNAL_NAME" = ? ORDER BY "ATTACH_TIMESTAMP" FOR READ ONLY',
+        (journal_library, journal_name),
+    )
+
+
+# QSYS2.DISPLAY_JOURNAL (IBM i 7.4/7.5, rzajqudfdisplayjournal): the parameters a window names, by IBM's names,
+# and the result columns it reads. ENTRY_DATA and NULL_VALUE_INDICATORS are read as HEX(): the ODBC driver can
+# over-allocate on the BLOB, and hex text travels as plain characters.
+JOURNAL_PARAMETERS = (
+    "JOURNAL_LIBRARY", "JOURNAL_NAME", "STARTING_RECEIVER_LIBRARY", "STARTING_RECEIVER_NAME", "STARTING_SEQUENCE",
+    "ENDING_RECEIVER_LIBRARY", "ENDING_RECEIVER_NAME", "JOURNAL_CODES", "JOURNAL_ENTRY_TYPES", "OBJECT_LIBRARY",
+    "OBJECT_NAME", "OBJECT_OBJTYPE", "OBJECT_MEMBER",
+)
+JOURNAL_COLUMNS = (
+    "SEQUENCE_NUMBER", "JOURNAL_ENTRY_TYPE", "COUNT_OR_RRN", "COMMIT_CYCLE", "RECEIVER_LIBRARY", "RECEIVER_NAME",
+    "ENTRY_TIMESTAMP", "JOB_NAME", "JOB_USER", "JOB_NUMBER", "USER_NAME", "PROGRAM_NAME", "PROGRAM_LIBRARY",
+)
+JOURNAL_HEX_COLUMNS = ("ENTRY_DATA", "NULL_VALUE_INDICATORS")
+
+
+def journal_entries(arguments: Sequence[tuple[str, str]], limit: int, *, table_keyword: bool) -> Statement:
+    """One bounded window of journal entries: every value a bound parameter named by IBM's parameter name.
+
+    Db2 for i calls a table function as `TABLE(QSYS2.DISPLAY_JOURNAL(...)) AS J` (table-reference,
+    rbafztabref); the PostgreSQL stand-in's grammar has no TABLE(...), so the `postgresql` profile sends the bare
+    call (`table_keyword` False). Named arguments are written unquoted, as IBM's examples write them."""
+    names = [name for name, _ in arguments]
+    unknown = [name for name in names if name not in JOURNAL_PARAMETERS]
+    if unknown or len(set(names)) != len(names) or not isinstance(limit, int) or limit < 1:
+        raise UnsafeSqlError(f"refused journal read: parameters {names}, limit {limit!r}")
+    call = '"QSYS2"."DISPLAY_JOURNAL"(' + ", ".join(f"{name} => ?" for name in names) + ")"
+    columns = ", ".join([*(f'"{name}"' for name in JOURNAL_COLUMNS),
+                         *(f'HEX("{name}")' for name in JOURNAL_HEX_COLUMNS)])
+    source = f'TABLE({call}) AS "J"' if table_keyword else f'{call} AS "J"'
+    return Statement(
+        f'SELECT {columns} FROM {source} ORDER BY "SEQUENCE_NUMBER" FETCH FIRST {limit} ROWS ONLY FOR READ ONLY',
+        tuple(str(value) for _, value in arguments),
+    )
+
+
+_JOURNAL_READ = re.compile(
+    r'SELECT (?P<columns>.+?) FROM (?:TABLE\()?"QSYS2"\."DISPLAY_JOURNAL"\((?P<arguments>[A-Z_]+ => \?'
+    r'(?:, [A-Z_]+ => \?)*)\)(?P<closing>\)?) AS "J" ORDER BY "SEQUENCE_NUMBER" FETCH FIRST [1-9][0-9]{0,6} ROWS ONLY '
+    r"FOR READ ONLY"
+)
+
+
+def guard_journal_read(statement: str) -> None:
+    """Refuses anything but a window of QSYS2.DISPLAY_JOURNAL in the one shape `journal_entries` writes: known
+    columns only, known parameters only, every value a marker, bounded, FOR READ ONLY."""
+    match = _JOURNAL_READ.fullmatch(statement)
+    if not match or (match.group("closing") == ")") != statement.split(" FROM ", 1)[1].startswith("TABLE("):
+        raise UnsafeSqlError("refused SQL: not a bounded QSYS2.DISPLAY_JOURNAL window")
+    allowed = {f'"{name}"' for name in JOURNAL_COLUMNS} | {f'HEX("{name}")' for name in JOURNAL_HEX_COLUMNS}
+    if any(column not in allowed for column in match.group("columns").split(", ")):
+        raise UnsafeSqlError("refused SQL: the journal window reads a column it does not need")
+    if any(argument.split(" => ")[0] not in JOURNAL_PARAMETERS for argument in match.group("arguments").split(", ")):
+        raise UnsafeSqlError("refused SQL: unknown DISPLAY_JOURNAL parameter")
 
 
 def connection_probe() -> Statement:
@@ -254,7 +332,8 @@ _ALLOWED_WORDS = {
 _OPTIMIZE_CLAUSES = (["OPTIMIZE", "FOR", "ALL", "ROWS"], ["OPTIMIZE", "FOR", "1", "ROW"])
 _CATALOG_TABLES = frozenset({
     QualifiedTable("QSYS2", name)
-    for name in ("SYSCOLUMNS2", "SYSTABLES", "SYSTABLESTAT", "SYSPARTITIONINDEXSTAT", "JOURNALED_OBJECTS")
+    for name in ("SYSCOLUMNS2", "SYSTABLES", "SYSTABLESTAT", "SYSPARTITIONINDEXSTAT", "JOURNALED_OBJECTS",
+                 "JOURNAL_RECEIVER_INFO")
 } | {QualifiedTable("SYSIBM", "SYSDUMMY1")})
 
 
