@@ -50,11 +50,21 @@ def _adds_up(report: SyncReport) -> None:
     assert report.processed == report.created + report.updated + report.unchanged + report.rejected, report
 
 
+def _batches_of_three(tracking: str) -> As400Resource:
+    return as400_resource(dict(os.environ, AS400_DATABASE=os.environ["TEST_AS400_DATABASE"], AS400_BATCH_ROWS="3",
+                               AS400_CHANGE_TRACKING=tracking), secrets_from_env_var=False)
+
+
+@pytest.fixture(params=["stamps", "auto"], ids=["change stamps", "journal"])
+def small_batches(request: pytest.FixtureRequest) -> As400Resource:
+    """Batches of three rows, so any pair of rows may straddle a batch boundary; every case runs with the
+    products' changes read by change stamps and through their journal."""
+    return _batches_of_three(request.param)
+
+
 @pytest.fixture
-def small_batches() -> As400Resource:
-    """Batches of three rows, so any pair of rows may straddle a batch boundary."""
-    return as400_resource(dict(os.environ, AS400_DATABASE=os.environ["TEST_AS400_DATABASE"], AS400_BATCH_ROWS="3"),
-                          secrets_from_env_var=False)
+def stamp_batches() -> As400Resource:
+    return _batches_of_three("stamps")
 
 
 @pytest.fixture
@@ -152,8 +162,9 @@ def test_swapped_skus_converge_on_the_next_run(
 
 
 def test_a_future_stamp_never_moves_the_watermark_past_the_source_clock(
-    empty_source: Sql, small_batches: As400Resource, app_db: sa.Engine
+    empty_source: Sql, stamp_batches: As400Resource, app_db: sa.Engine
 ) -> None:
+    small_batches = stamp_batches
     run_sync(PRODUCT, small_batches.source(), app_db)
     empty_source(f"""update "PRODUCTLIB"."PRODUCTS" set "ITEMDESC" = 'TOMORROW', {_stamp(dt.timedelta(hours=3))}
                      where "ITEMNO" = 'ITM000000002'""")

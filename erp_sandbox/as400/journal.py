@@ -118,9 +118,20 @@ create table if not exists {SCHEMA}.journaled_file (
     started timestamp not null default localtimestamp,
     image_function text not null, nulls_function text not null, key_function text not null
 );
+-- One row per physical record (its RRN). A file without a unique key may hold two records with one key: PostgreSQL
+-- cannot tell the stand-in which of them a statement changed, so a change of such a key is journaled at the
+-- oldest RRN holding it (IBM i journals the record actually changed).
 create table if not exists {SCHEMA}.record_number (
-    relid oid not null, key text not null, rrn numeric(21, 0) not null, primary key (relid, key)
+    relid oid not null, key text not null, rrn numeric(21, 0) not null, primary key (relid, rrn)
 );
+do $upgrade$ begin  -- stand-ins installed before the key was allowed to repeat
+    if exists (select 1 from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+               where i.indrelid = '{SCHEMA}.record_number'::regclass and i.indisprimary and a.attname = 'key') then
+        alter table {SCHEMA}.record_number drop constraint record_number_pkey;
+        alter table {SCHEMA}.record_number add primary key (relid, rrn);
+    end if;
+end $upgrade$;
+create index if not exists record_number_key on {SCHEMA}.record_number (relid, key, rrn);
 create table if not exists {SCHEMA}.entry (
     position bigint generated always as identity primary key,
     journal_library varchar(10) not null, journal_name varchar(10) not null,
@@ -319,7 +330,8 @@ begin
                 execute format('select %s($1), %s($1), %s($1)', f.key_function, f.image_function, f.nulls_function)
                 into old_key, before_image, before_nulls using OLD;
                 if TG_OP = 'DELETE' then
-                    delete from {SCHEMA}.record_number where relid = f.relid and key = old_key
+                    delete from {SCHEMA}.record_number where relid = f.relid and rrn = (
+                        select min(rrn) from {SCHEMA}.record_number where relid = f.relid and key = old_key)
                     returning rrn into record_rrn;
                     -- R DL carries the deleted record's image with *BOTH. With *AFTER only, the stand-in gives no image
                     -- (ENTRY_DATA of length 0), only the RRN: IBM's page is silent, and Qlik Replicate documents that
@@ -335,7 +347,8 @@ begin
                     execute format('select %s($1), %s($1), %s($1)', f.key_function, f.image_function, f.nulls_function)
                     into new_key, after_image, after_nulls using NEW;
                     -- A key change is an update of the same record (same RRN), as on IBM i.
-                    update {SCHEMA}.record_number set key = new_key where relid = f.relid and key = old_key
+                    update {SCHEMA}.record_number set key = new_key where relid = f.relid and rrn = (
+                        select min(rrn) from {SCHEMA}.record_number where relid = f.relid and key = old_key)
                     returning rrn into record_rrn;
                     if f.images = '*BOTH' then
                         -- R UB: before-image of the updated record, only with JOURNAL_IMAGES *BOTH ([ET], [JO]).

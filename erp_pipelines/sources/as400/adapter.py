@@ -10,6 +10,7 @@ with the stored bytes of their bad fields (HEX), which the decoders reject namin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -464,6 +465,7 @@ class As400Source:
             journal = self.journal_of(spec, connection)
             chain = self.receiver_chain(connection, journal, table) if journal else []
             record_format = self._run(connection, sql.record_format(table), table) if journal and position else []
+            unique = self.unique_key_index(connection, spec, layout) is not None if journal and position else True
         if journal is not None and position is not None:
             problem = position_problem(position, chain) or (
                 None if position.journal == str(journal) else f"{table} is journaled to {journal} now")
@@ -473,7 +475,8 @@ class As400Source:
                                                                   for row in record_format])
             yield JournalExtraction(spec, journal, chain, position, image_layout, self._journal_window,
                                     window=self.settings.journal_window, batch_rows=self.settings.batch_rows,
-                                    table_keyword=self._optimize)
+                                    table_keyword=self._optimize,
+                                    reread=None if unique else functools.partial(self._current_rows, spec))
             return
         changed_since = None if journal else self.changed_since(spec, since)
         tracking = layout.select_names(spec.change_tracking.columns) if spec.change_tracking else []
@@ -492,6 +495,19 @@ class As400Source:
         clock = self.source_clock(table) if spec.change_tracking and anchor is None else None
         yield As400Extraction(self.settings, spec, [statement], layout=layout, key_listing=listing, clock=clock,
                               anchor=anchor)
+
+    def _current_rows(self, spec: TableSpec, keys: list[RecordKey]) -> Iterator[pa.RecordBatch]:
+        with self.extract_keys(spec, keys) as extraction:
+            yield from extraction.batches()
+
+    def unique_key_index(self, connection: pyodbc.Connection, spec: TableSpec, layout: FileLayout) -> str | None:
+        """A primary key, unique constraint or unique index over exactly the business key columns (any order),
+        or None: then the file may hold one key in two records (QSYS2.SYSPARTITIONINDEXSTAT)."""
+        wanted = sorted(name.upper() for name in layout.select_names(spec.source_key_columns))
+        for schema, name, kind, keys in self._run(connection, sql.table_indexes(layout.table), layout.table):
+            if kind.strip() in ("PRIMARY KEY", "UNIQUE") and sorted(_index_columns(keys)) == wanted:
+                return f"{schema.strip()}.{name.strip()}"
+        return None
 
     def journal_of(self, spec: TableSpec, connection: pyodbc.Connection) -> Journal | None:
         """The journal this file's changes are read from; None means change stamps: AS400_CHANGE_TRACKING=stamps,
@@ -592,11 +608,7 @@ class As400Source:
         assert spec.change_tracking is not None
         wanted = [name.upper() for name in layout.select_names(spec.change_tracking.columns)]
         for schema, name, kind, keys in self._run(connection, sql.table_indexes(layout.table), layout.table):
-            # COLUMN_NAMES is "a comma separated list of the column names that define the index key"; an
-            # ordering word after a name, should one appear, is not part of it.
-            leading = [(key.split() or [""])[0].strip('"').upper() for key in (keys or "").split(",")]
-            leading = leading[: len(wanted)]
-            if leading == wanted:
+            if _index_columns(keys)[: len(wanted)] == wanted:
                 return f"{schema.strip()}.{name.strip()} ({kind.strip()}: {keys.strip()})"
         return None
 
@@ -706,6 +718,12 @@ class As400Source:
             index = self.stamp_index(connection, spec, layout)
             report += f"; sensor stamp index: {index}" if index else f"; sensor: {self._missing_index(spec, layout)}"
         return report
+
+
+def _index_columns(keys: str | None) -> list[str]:
+    """COLUMN_NAMES is "a comma separated list of the column names that define the index key"; an ordering word
+    after a name, should one appear, is not part of it."""
+    return [(key.split() or [""])[0].strip('"').upper() for key in (keys or "").split(",")]
 
 
 _ISOLATIONS = {1: "read uncommitted", 2: "read committed", 4: "repeatable read", 8: "serializable"}

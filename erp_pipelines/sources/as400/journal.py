@@ -155,21 +155,25 @@ def end_of_chain(journal: Journal, chain: Sequence[Receiver]) -> Position:
 
 @dataclass(frozen=True)
 class Change:
-    """The last journal entry of a key: its record (one row) and who made the change, when."""
+    """The last journal entry of a record: its image (one row), its key, and who made the change, when."""
 
     record: pa.RecordBatch
+    key: RecordKey
     sequence: int
     lineage: tuple[Any, ...]
 
 
 @dataclass
 class FoldedChanges:
-    """The net effect of a run of record entries: per key, its last image (an upsert) or its deletion."""
+    """The net effect of a run of record entries, per record (relative record number): its last image, or gone.
+
+    Per record, not per key: a file without a unique key may hold two records with one key, and both images then
+    reach the engine, which rejects every copy of a key read twice, as a full read does. A key is deleted when a
+    record lost it (deleted, or its key changed) and no record still holds it at the end of the read."""
 
     key_columns: list[str]
-    upserts: dict[RecordKey, Change] = field(default_factory=dict)
-    deleted: dict[RecordKey, pa.RecordBatch] = field(default_factory=dict)
-    key_at_rrn: dict[int, RecordKey] = field(default_factory=dict)
+    records: dict[int, Change] = field(default_factory=dict)
+    lost: dict[RecordKey, pa.RecordBatch] = field(default_factory=dict)
     entries: int = 0
     unidentified: int = 0
     """Entries that name no record this read can identify (a delete or key change under *AFTER images)."""
@@ -180,56 +184,52 @@ class FoldedChanges:
         columns = {name: entries.column(name).to_pylist() for name in (
             "JOURNAL_ENTRY_TYPE", "COUNT_OR_RRN", "SEQUENCE_NUMBER", "ENTRY_TIMESTAMP", "USER_NAME", "JOB_NAME",
             "JOB_USER", "JOB_NUMBER", "PROGRAM_LIBRARY", "PROGRAM_NAME")}
-        before: dict[int, tuple[RecordKey, pa.RecordBatch | None]] = {}
+        before: dict[int, tuple[RecordKey, pa.RecordBatch]] = {}
         for index, record in enumerate(records):
             self.entries += 1
             kind = (columns["JOURNAL_ENTRY_TYPE"][index] or "").strip()
             rrn = int(columns["COUNT_OR_RRN"][index] or 0)
-            key = self._key(record) if record is not None else self.key_at_rrn.get(rrn)
-            if key is None:
+            known = self.records.get(rrn)
+            if record is None and known is None:
                 self.unidentified += 1
-            elif kind in BEFORE_IMAGES:
-                before[rrn] = (key, record)
-            elif kind in AFTER_IMAGES and record is not None:
-                old, old_record = before.pop(rrn, None) or (self.key_at_rrn.get(rrn), None)
-                if old is not None and old != key:
-                    self._delete(old, old_record)
-                self.upserts[key] = Change(record, int(columns["SEQUENCE_NUMBER"][index]), _lineage(columns, index))
-                self.deleted.pop(key, None)
-                self.key_at_rrn[rrn] = key
+                continue
+            key = self._key(record) if record is not None else known.key  # type: ignore[union-attr]
+            image = record if record is not None else known.record  # type: ignore[union-attr]
+            if kind in BEFORE_IMAGES:
+                before[rrn] = (key, image)
+            elif kind in AFTER_IMAGES:
+                old_key, old_image = before.pop(rrn, None) or ((known.key, known.record) if known else (key, image))
+                if old_key != key:
+                    self.lost[old_key] = old_image.select(self.key_columns)
+                self.records[rrn] = Change(image, key, int(columns["SEQUENCE_NUMBER"][index]),
+                                           _lineage(columns, index))
             elif kind in DELETIONS:
-                self._delete(key, record)
-                self.key_at_rrn.pop(rrn, None)
+                self.lost[key] = image.select(self.key_columns)
+                self.records.pop(rrn, None)
 
     def _key(self, record: pa.RecordBatch) -> RecordKey:
         return exact_keys(record, self.key_columns, trailing_blanks_significant=False)[0]
 
-    def _delete(self, key: RecordKey, record: pa.RecordBatch | None = None) -> None:
-        change = self.upserts.pop(key, None)
-        source = record if record is not None else change.record if change else None
-        if source is not None:
-            self.deleted[key] = source.select(self.key_columns)
-        else:
-            self.unidentified += 1
-
     def upsert_batches(self, rows: int) -> Iterator[pa.RecordBatch]:
-        """The last image of every upserted key, `rows` at a time, in the order of their last change."""
-        ordered = sorted(self.upserts.values(), key=lambda change: change.sequence)
+        """The last image of every record still there, `rows` at a time, in the order of their last change."""
+        ordered = sorted(self.records.values(), key=lambda change: change.sequence)
         for start in range(0, len(ordered), rows):
             yield from _joined([change.record for change in ordered[start:start + rows]])
 
     def deleted_keys(self) -> pa.RecordBatch | None:
-        """The deleted keys' source columns. A key whose field was undeliverable cannot name a target row and is
-        counted as unidentified instead."""
-        if not self.deleted:
+        """The keys no record holds any more, as their source columns. A key whose field was undeliverable cannot
+        name a target row and is counted as unidentified instead."""
+        held = {change.key for change in self.records.values()}
+        gone = [batch for key, batch in self.lost.items() if key not in held]
+        if not gone:
             return None
-        batches = list(_joined(list(self.deleted.values())))
+        batches = list(_joined(gone))
         self.unidentified += sum(batch.num_rows for batch in batches[1:])
         return batches[0]
 
     def lineage(self) -> list[tuple[RecordKey, tuple[Any, ...]]]:
-        """Per upserted key, the journal entry of its last change: sequence, time, user, job, program."""
-        return [(key, change.lineage) for key, change in self.upserts.items()]
+        """Per record still there, the journal entry of its last change: sequence, time, user, job, program."""
+        return [(change.key, change.lineage) for change in self.records.values()]
 
 
 def _lineage(columns: dict[str, list[Any]], index: int) -> tuple[Any, ...]:
@@ -272,6 +272,7 @@ def decode_images(layout: RecordLayout, entries: pa.RecordBatch, columns: list[s
 
 
 WindowReader = Callable[[sql.Statement], pa.Table]
+KeyReader = Callable[[list[RecordKey]], Iterator[pa.RecordBatch]]
 
 
 class JournalExtraction:
@@ -280,7 +281,10 @@ class JournalExtraction:
 
     def __init__(self, spec: TableSpec, journal: Journal, chain: Sequence[Receiver], start: Position,
                  layout: RecordLayout, read: WindowReader, *, window: int, batch_rows: int,
-                 table_keyword: bool) -> None:
+                 table_keyword: bool, reread: KeyReader | None = None) -> None:
+        """`reread`, for a file with no unique key over the business key: the journal names the keys that
+        changed, and their current rows are read from the file by key, so a key held by two records (one of them
+        older than this read) reaches the engine twice and is rejected, never overwritten."""
         self._spec = spec
         self._journal = journal
         self._chain = list(chain)
@@ -291,6 +295,8 @@ class JournalExtraction:
         self._batch_rows = batch_rows
         self._table_keyword = table_keyword
         self._folded = FoldedChanges(spec.source_key_columns)
+        self._reread = reread
+        self._deleted: pa.RecordBatch | None = None
         self._position = start
         self._receivers_read = 0
 
@@ -304,7 +310,23 @@ class JournalExtraction:
         read_there = self._position.sequence if self._position.within(last) else 0
         self._position = Position(str(self._journal), last.library, last.name,
                                   max(read_there, last.last_sequence or 0))
-        yield from self._folded.upsert_batches(self._batch_rows)
+        if self._reread is None:
+            yield from self._folded.upsert_batches(self._batch_rows)
+            self._deleted = self._folded.deleted_keys()
+            return
+        yield from self._current_rows()
+
+    def _current_rows(self) -> Iterator[pa.RecordBatch]:
+        """The changed keys' rows as the file holds them now; a changed key the file no longer holds is deleted."""
+        folded = self._folded
+        candidates = {change.key: change.record.select(folded.key_columns) for change in folded.records.values()}
+        candidates.update(folded.lost)
+        found: set[RecordKey] = set()
+        for batch in self._reread(list(candidates)) if candidates else ():
+            found.update(exact_keys(batch, folded.key_columns, trailing_blanks_significant=False))
+            yield batch
+        gone = [batch for key, batch in candidates.items() if key not in found]
+        self._deleted = next(_joined(gone), None) if gone else None
 
     def _read_receiver(self, receiver: Receiver) -> None:
         self._receivers_read += 1
@@ -345,7 +367,7 @@ class JournalExtraction:
         return self._position.as_watermark()
 
     def deleted_keys(self) -> pa.RecordBatch | None:
-        return self._folded.deleted_keys()
+        return self._deleted
 
     def notes(self) -> dict[str, object]:
         notes: dict[str, object] = {"journal": str(self._journal), "journal_images": self._journal.images,
@@ -353,6 +375,8 @@ class JournalExtraction:
                                     "journal_receivers_read": self._receivers_read}
         if self._folded.unidentified:
             notes["journal_entries_without_key"] = self._folded.unidentified
+        if self._reread is not None:
+            notes["journal_keys_reread"] = "the file has no unique key over the business key"
         return notes
 
     def lineage(self) -> list[tuple[RecordKey, tuple[Any, ...]]]:

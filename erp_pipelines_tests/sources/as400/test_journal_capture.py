@@ -15,6 +15,7 @@ from erp_pipelines.core.source import SchemaDriftError
 from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.as400.tables import PRODUCT
+from erp_pipelines.sources.as400.tables import PRODUCT_STOCK as STOCK
 from erp_pipelines_tests.support.faults import source_checksum, sync_runs, target_checksum, watermark
 from erp_sandbox.as400 import journal
 from erp_sandbox.as400.seed import SeedManifest
@@ -192,13 +193,50 @@ def test_after_images_only_still_carry_inserts_and_updates(
     read, the deleted key stays live until a full sync, and the run says how many entries it could not place."""
     journal.end_journaling(as400_owner_url, "PRODUCTLIB.PRODUCTS")
     journal.start_journaling(as400_owner_url, "PRODUCTLIB.PRODUCTS", "*AFTER")
-    as400_source_sql(f"""update "PRODUCTLIB"."PRODUCTS" set "ITEMDESC" = 'AFTER ONLY', {STAMP}
-                         where "ITEMNO" = 'ITM000000012'""")
-    as400_source_sql("""delete from "PRODUCTLIB"."PRODUCTS" where "ITEMNO" = 'ITM000000013'""")
-    report = _incremental(as400, app_db)
+    try:
+        as400_source_sql(f"""update "PRODUCTLIB"."PRODUCTS" set "ITEMDESC" = 'AFTER ONLY', {STAMP}
+                             where "ITEMNO" = 'ITM000000012'""")
+        as400_source_sql("""delete from "PRODUCTLIB"."PRODUCTS" where "ITEMNO" = 'ITM000000013'""")
+        report = _incremental(as400, app_db)
+    finally:
+        journal.end_journaling(as400_owner_url, "PRODUCTLIB.PRODUCTS")
+        journal.start_journaling(as400_owner_url, "PRODUCTLIB.PRODUCTS", "*BOTH")
     assert (report.updated, report.deleted) == (1, 0)
     assert report.notes["journal_images"] == "*AFTER"
     assert report.notes["journal_entries_without_key"] == 1
     full = run_sync(PRODUCT, as400.source(), app_db, mode="full")
     assert full.deleted == 1
     _agrees(as400_owner_url, app_db)
+
+
+def test_a_key_held_by_two_records_of_a_file_without_unique_key_is_rejected_not_overwritten(
+    seed: Callable[..., SeedManifest], as400: As400Resource, app_db: sa.Engine,
+    as400_source_sql: Callable[[str], None],
+) -> None:
+    """A file without unique key (a DDS physical file with no UNIQUE keyword): a second record with an existing
+    key, added after the last sync, reaches the engine together with the older one (the journal names the
+    changed keys, their rows are read again from the file), and both are quarantined, never one overwritten."""
+    seed(products=5, warehouses=1, bad_share=0.0)
+    inventory = '"INVENTORYLIB"."INVENTORY"'
+    as400_source_sql(f'alter table {inventory} drop constraint "INVENTORY_PK"')
+    try:
+        run_sync(PRODUCT, as400.source(), app_db, mode="full")
+        run_sync(STOCK, as400.source(), app_db, mode="full")
+        as400_source_sql(f"""insert into {inventory} select * from {inventory} where "ITEMNO" = 'ITM000000002'""")
+        as400_source_sql(f"""update {inventory} set "ONHAND" = 999 where ctid = (
+                             select max(ctid) from {inventory} where "ITEMNO" = 'ITM000000002')""")
+        query = sa.text("select on_hand from product_stock where item_number = 'ITM000000002'")
+        with app_db.connect() as connection:
+            before = connection.execute(query).scalar_one()
+        report = run_sync(STOCK, as400.source(), app_db, mode="incremental")
+    finally:
+        as400_source_sql(f"""delete from {inventory} where ctid = (
+                             select max(ctid) from {inventory} where "ITEMNO" = 'ITM000000002')""")
+        as400_source_sql(f'alter table {inventory} add constraint "INVENTORY_PK" primary key ("ITEMNO", "WHSE")')
+    _counts_add_up(report)
+    assert (report.processed, report.rejected) == (2, 2)
+    assert report.notes["journal_keys_reread"]
+    with app_db.connect() as connection:
+        assert connection.execute(query).scalar_one() == before
+        assert connection.execute(sa.text("select count(*) from sync_error where entity = 'product_stock' "
+                                          "and resolved_at is null")).scalar_one() == 2
