@@ -41,7 +41,9 @@ class EnvSettings(dg.ConfigurableResource):
         return {}
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> Self:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = False) -> Self:
+        """The settings from the environment. For Dagster definitions pass `secrets_from_env_var`: secrets then
+        stay `dg.EnvVar`s; code outside Dagster gets their values."""
         env = os.environ if env is None else env
         values: dict[str, Any] = cls.env_defaults(env)
         for name, field in cls.model_fields.items():

@@ -208,7 +208,7 @@ class As400Stand:
     counter: StepCounter
 
     def __post_init__(self) -> None:
-        self.settings = as400_test_resource().settings()
+        self.settings = as400_test_resource()
         self.owner = psycopg2.connect(self.owner_url)
         self.owner.autocommit = True
         with self.engine.connect() as connection:

@@ -68,7 +68,7 @@ def decode(fields: list[Field], image: bytes) -> dict[str, object]:
 @pytest.fixture
 def reader(as400: As400Resource) -> Iterator[pyodbc.Connection]:
     """The client's connection: the read-only reader through psqlODBC (ReadOnly=1)."""
-    with as400.settings().connect() as connection:
+    with as400.connect() as connection:
         yield connection
 
 

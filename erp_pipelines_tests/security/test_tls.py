@@ -67,7 +67,7 @@ def test_every_session_to_the_stand_in_is_encrypted(as400: As400Resource, seed: 
 def test_plaintext_server_is_refused_when_tls_is_required(pg_proxy: PgProxy) -> None:
     env = {**os.environ, "AS400_DATABASE": os.environ["TEST_AS400_DATABASE"], "AS400_SERVER": "127.0.0.1",
            "AS400_PORT": str(pg_proxy.port), "AS400_SSL": "true"}
-    settings = as400_resource(env, secrets_from_env_var=False).settings()
+    settings = as400_resource(env, secrets_from_env_var=False)
     source = As400Source(settings)
     statement = sql.count_rows(sql.QualifiedTable("PRODUCTLIB", "PRODUCTS"))
     attempts: list[Callable[[], object]] = [

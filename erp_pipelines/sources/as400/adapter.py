@@ -459,7 +459,8 @@ class As400Source:
         """A journaled file (AS400_CHANGE_TRACKING=auto) with a journal position is read through its journal;
         otherwise the file itself, all of it or (change stamps) what changed since the watermark."""
         table = self.table_of(spec)
-        position = Position.from_watermark(spec, since)
+        position = Position.from_watermark(spec, since)  # a watermark is checked before any connection
+        stamps_since = self.changed_since(spec, since) if position is None else None
         with self.settings.connect() as connection:
             layout = self.check_columns(spec, connection)
             journal = self.journal_of(spec, connection)
@@ -478,7 +479,7 @@ class As400Source:
                                     table_keyword=self._optimize,
                                     reread=None if unique else functools.partial(self._current_rows, spec))
             return
-        changed_since = None if journal else self.changed_since(spec, since)
+        changed_since = None if journal else stamps_since
         tracking = layout.select_names(spec.change_tracking.columns) if spec.change_tracking else []
         keys = layout.select_names(spec.source_key_columns)
 
@@ -579,6 +580,8 @@ class As400Source:
             return None
         table = self.table_of(spec)
         position = Position.from_watermark(spec, since)
+        if position is None:
+            self.changed_since(spec, since)  # a watermark that is neither is refused naming it, unconnected
         with self.settings.connect() as connection:
             journal = self.journal_of(spec, connection)
             if position is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400Settings
@@ -22,4 +24,6 @@ class As400Resource(As400Settings, SourceResource):
         return "\n  ".join([f"{self.describe()}; readable: {', '.join(readable)}", *report])
 
 
-as400_resource = As400Resource.from_env
+def as400_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> As400Resource:
+    """The resource as Dagster definitions use it: AS400_PASSWORD stays a `dg.EnvVar` unless told otherwise."""
+    return As400Resource.from_env(env, secrets_from_env_var=secrets_from_env_var)

@@ -65,4 +65,8 @@ class Legacy4DResource(SourceResource):
         return f"{self.scheme}://{self.host}:{self.port} as {self.username}; {found}"
 
 
-legacy_4d_resource = Legacy4DResource.from_env
+def legacy_4d_resource(
+    env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True
+) -> Legacy4DResource:
+    """The resource as Dagster definitions use it: LEGACY_API_PASSWORD stays a `dg.EnvVar` unless told otherwise."""
+    return Legacy4DResource.from_env(env, secrets_from_env_var=secrets_from_env_var)

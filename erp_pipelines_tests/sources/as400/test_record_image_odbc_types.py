@@ -37,7 +37,7 @@ def image_of(layout: RecordLayout, row: dict[str, object]) -> str:
 
 def catalog_layout(as400: As400Resource, table: str) -> RecordLayout:
     library, name = table.split(".")
-    with as400.settings().connect() as connection:
+    with as400.connect() as connection:
         rows = connection.cursor().execute(
             "SELECT " + ", ".join(f'"{column}"' for column in CATALOG_COLUMNS)
             + ' FROM "QSYS2"."SYSCOLUMNS2" WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? ORDER BY "ORDINAL_POSITION"',
