@@ -10,13 +10,16 @@ from pydantic import Field
 
 from erp_pipelines.cadence import freshness_policy
 from erp_pipelines.catalog import CATALOG, system_of
-from erp_pipelines.core.source import PermanentSourceError
+from erp_pipelines.core.source import PermanentSourceError, SyncSourceError
 from erp_pipelines.core.spec import TableSpec, live
 from erp_pipelines.engine.sync import SyncReport, run_sync
+from erp_pipelines.progress import ProgressReporter
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.system import resource_of
 
 SYNC_MODE_TAG = "erp/sync_mode"
+RETRY_TAG = "erp/retry"
+"""'never': a table failing on its source is not retried (the CLI's default); otherwise RETRY_POLICY applies."""
 OWNERS = ["team:erp-integration"]
 RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 REJECTED_SHARE_CHECK_NAME = "rejected_share_within_limit"
@@ -181,11 +184,17 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         engine = app_db.engine()
         try:
             source = resource_of(context.resources, system_of(spec)).source()
-            report = run_sync(spec, source, engine, mode=mode, dagster_run_id=context.run.run_id)
-        except PermanentSourceError as exc:
-            # Not retried: a refused login retried is one more failed sign-on (IBM i disables the profile
-            # after QMAXSIGN of them), and drift, whitelist, names or a bad watermark stay as they are.
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+            report = run_sync(spec, source, engine, mode=mode, dagster_run_id=context.run.run_id,
+                              on_batch=ProgressReporter(context.log))
+        except SyncSourceError as exc:
+            # A source failure is reported by its message alone (it names the cause; a stack trace adds
+            # nothing). Permanent ones are not retried: a refused login retried is one more failed sign-on
+            # (IBM i disables the profile after QMAXSIGN of them), and drift, whitelist, names or a bad
+            # watermark stay as they are; the others (licenses taken, a network drop) follow RETRY_POLICY
+            # unless the run says otherwise (the CLI, where an operator waits for the answer).
+            retry = context.run.tags.get(RETRY_TAG, "policy") != "never"
+            raise dg.Failure(description=str(exc),
+                             allow_retries=retry and not isinstance(exc, PermanentSourceError)) from None
         context.log.info(report.summary())
         if report.rejected_share_exceeded:
             context.log.warning(report.rejected_share_message())

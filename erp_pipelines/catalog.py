@@ -16,12 +16,16 @@ class UnknownEntityError(KeyError):
     """Raised for an entity name that is not in the catalog; the message lists the known ones."""
 
     def __str__(self) -> str:
-        return f"unknown entity {self.args[0]!r}; known entities: {', '.join(s.entity for s in CATALOG)}"
+        known = ", ".join(spec.entity + (f" (or {', '.join(spec.aliases)})" if spec.aliases else "")
+                          for spec in CATALOG)
+        return f"unknown entity {self.args[0]!r}; known entities: {known}"
 
 
 def get_spec(entity: str) -> TableSpec:
+    """The spec of an entity, named by its entity name or one of its aliases (`TableSpec.aliases`)."""
+    name = entity.strip().casefold()
     for spec in CATALOG:
-        if spec.entity == entity:
+        if name in spec.names:
             return spec
     raise UnknownEntityError(entity)
 

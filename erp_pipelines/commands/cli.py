@@ -1,9 +1,11 @@
 """The operator CLI: `erp-sync` or `python -m erp_pipelines.commands`.
 
-`sync` runs through the Dagster instance (DAGSTER_HOME), so CLI runs show up in the UI like any other.
+`sync` runs through the Dagster instance (DAGSTER_HOME), so CLI runs show up in the UI like any other; while
+it runs, stderr shows each table's rows, rate and elapsed time (`erp_pipelines.progress`). A failure is shown
+as its message (a source error names its cause; only an unexpected error comes with its stack trace).
 Exit codes: 0 success (rejected records never fail a run: they are quarantined and reported), 1 a sync,
 an ERROR-severity asset check (reconciliation, integrity) or a connection test failed, 2 bad usage or
-configuration.
+configuration (an entity of a source system that is not configured included).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from erp_pipelines.app_db.engine import DatabaseUrlError, app_engine
 from erp_pipelines.app_db.tables import sync_error, sync_run
 from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
+from erp_pipelines.core.source import SettingError
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.migrations import alembic_config
+from erp_pipelines.progress import showing_progress
 from erp_pipelines.sources.registry import SYSTEMS
 
 
@@ -48,31 +53,79 @@ def migrate() -> None:
     click.echo("application database is at the newest revision")
 
 
-def _specs(entities: tuple[str, ...]) -> list:
+def _specs(entities: tuple[str, ...]) -> list[TableSpec]:
+    """The named entities (names or aliases, each once, in catalog order), or the whole catalog."""
     try:
-        return [get_spec(entity) for entity in entities] if entities else list(CATALOG)
+        named = {get_spec(entity).entity for entity in entities}
     except UnknownEntityError as exc:
         raise click.UsageError(str(exc)) from None
+    return [spec for spec in CATALOG if spec.entity in named] if entities else list(CATALOG)
 
 
-def _materialize(specs: list, mode: str, trigger: str) -> None:
-    """Runs the specs' assets (and their checks) through the Dagster instance; exits with the outcome."""
-    from erp_pipelines.assets import SYNC_MODE_TAG, table_asset_key
-    from erp_pipelines.definitions import defs
+def _configured(specs: list[TableSpec], *, named: bool) -> list[TableSpec]:
+    """The specs whose source system is configured (`SourceResource.unconfigured_reason`). Without `--entity`
+    an unconfigured system is skipped, saying so; a table named explicitly is refused (exit 2), since it could
+    only fail, after minutes of retries, against a source nobody pointed the deployment at."""
+    skipped: set[str] = set()
+    for system in SYSTEMS:
+        tables = [spec.entity for spec in specs if spec.source_system == system.name]
+        if not tables:
+            continue
+        try:
+            reason = system.resource(secrets_from_env_var=False).unconfigured_reason()
+        except SettingError as exc:
+            raise click.UsageError(str(exc)) from None
+        if reason is None:
+            continue
+        if named:
+            raise click.UsageError(f"{system.name} ({system.title}) is not configured: {reason}")
+        click.echo(f"skipped {system.name} ({system.title}): not configured ({reason}); not synced: "
+                   f"{', '.join(tables)}")
+        skipped.update(tables)
+    kept = [spec for spec in specs if spec.entity not in skipped]
+    if specs and not kept:
+        raise click.UsageError("nothing to run: the source systems of these tables are not configured (README "
+                               "\"Configuration\")")
+    return kept
 
+
+def _failure_message(event: dg.DagsterEvent) -> str:
+    """An expected failure (a `dg.Failure`: every source error) as its one-paragraph message; anything else
+    (a bug) with its stack trace, which is what a developer needs to fix it."""
+    data = event.step_failure_data
+    if data.user_failure_data and data.user_failure_data.description:
+        return data.user_failure_data.description.strip()
+    return data.error.to_string().strip()
+
+
+def _materialize(specs: list[TableSpec], mode: str, trigger: str, *, retry: bool) -> None:
+    """Runs the specs' assets (and their checks) through the Dagster instance, showing progress on stderr;
+    prints each table's counts, each check's outcome and each failure's message; exits with the outcome."""
+    from erp_pipelines.assets import RETRY_TAG, SYNC_MODE_TAG, table_asset_key
+
+    try:
+        from erp_pipelines.definitions import defs
+    except SettingError as exc:
+        raise click.UsageError(str(exc)) from None
     keys = [table_asset_key(spec) for spec in specs]
+    labels = {"__".join(key.path): key.to_user_string() for key in keys}
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(keys),
         asset_check_selection={check for check in defs.resolve_asset_graph().asset_check_keys
                                if check.asset_key in keys},
     )
-    result = job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        instance=instance,
-        tags={SYNC_MODE_TAG: mode, "erp/trigger": trigger},
-        raise_on_error=False,
-    )
+    try:
+        with showing_progress():
+            result = job.execute_in_process(
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                instance=instance,
+                tags={SYNC_MODE_TAG: mode, "erp/trigger": trigger, RETRY_TAG: "policy" if retry else "never"},
+                raise_on_error=False,
+            )
+    except dg.DagsterInvalidConfigError as exc:
+        problems = "; ".join(error.message.split("\n\nStack Trace")[0].strip() for error in exc.errors)
+        raise click.UsageError(f"configuration: {problems}") from None
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         counts = ", ".join(
@@ -91,24 +144,33 @@ def _materialize(specs: list, mode: str, trigger: str) -> None:
         failed_checks += not evaluation.passed and severity == "ERROR"
     for event in result.all_events:
         if event.is_step_failure:
-            click.echo(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", err=True)
+            click.echo(f"FAILED {labels.get(event.step_key, event.step_key)}: {_failure_message(event)}", err=True)
     click.echo(f"dagster run {result.run_id}: {'success' if result.success else 'failure'}"
                + (f", {failed_checks} check(s) failed" if failed_checks else ""))
     sys.exit(0 if result.success and not failed_checks else 1)
 
 
+ENTITY_HELP = "(repeatable; an entity name or an alias such as `stock`: an unknown name lists them all)"
+RETRY_HELP = ("Retry a table whose source failed by its retry policy (3 times, from 10 s on), as scheduled runs "
+              "do; by default the CLI says at once what failed.")
+
+
 @main.command()
-@click.option("--entity", "entities", multiple=True, help="Entity to sync (repeatable); default: all.")
+@click.option("--entity", "entities", multiple=True, help=f"Entity to sync {ENTITY_HELP}; default: all "
+              "configured source systems.")
 @click.option("--full", is_flag=True, help="Re-read everything and soft-delete rows gone at the source.")
-def sync(entities: tuple[str, ...], full: bool) -> None:
+@click.option("--retry", is_flag=True, help=RETRY_HELP)
+def sync(entities: tuple[str, ...], full: bool, retry: bool) -> None:
     """Materialize entities through the Dagster instance (their parents are not re-run)."""
-    _materialize(_specs(entities), "full" if full else "incremental", "cli")
+    specs = _configured(_specs(entities), named=bool(entities))
+    _materialize(specs, "full" if full else "incremental", "cli", retry=retry)
 
 
 @main.command()
-@click.option("--entity", "entities", multiple=True, help="Entity to replay (repeatable); default: every "
-              "entity with open quarantined records.")
-def replay(entities: tuple[str, ...]) -> None:
+@click.option("--entity", "entities", multiple=True, help=f"Entity to replay {ENTITY_HELP}; default: every "
+              "entity of a configured source system with open quarantined records.")
+@click.option("--retry", is_flag=True, help=RETRY_HELP)
+def replay(entities: tuple[str, ...], retry: bool) -> None:
     """Re-read only the quarantined records (once the source is fixed) and load the ones that now pass."""
     specs = _specs(entities)
     if not entities:
@@ -122,7 +184,7 @@ def replay(entities: tuple[str, ...]) -> None:
         if not specs:
             click.echo("nothing to replay: no open quarantined records")
             return
-    _materialize(specs, "replay", "cli_replay")
+    _materialize(_configured(specs, named=bool(entities)), "replay", "cli_replay", retry=retry)
 
 
 @main.command()
@@ -192,13 +254,13 @@ def test_connection(source: str) -> None:
 
 
 @main.command()
-@click.option("--entity", required=True, help="Entity whose quarantined records to list.")
+@click.option("--entity", required=True, help="Entity (or alias) whose quarantined records to list.")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--all", "include_resolved", is_flag=True, help="Also list records that have loaded since.")
 def errors(entity: str, limit: int, include_resolved: bool) -> None:
     """Quarantined records of an entity with the rules they failed."""
     try:
-        get_spec(entity)
+        entity = get_spec(entity).entity
     except UnknownEntityError as exc:
         raise click.UsageError(str(exc)) from None
     query = sa.select(sync_error).where(sync_error.c.entity == entity).order_by(sync_error.c.id.desc()).limit(limit)

@@ -90,6 +90,18 @@ class TableSpec:
     """Source columns known to exist and deliberately not read (wide legacy files): not schema drift."""
     distinct_values_of: str | None = None
     """Set for derived reference tables: the source rows are the distinct values of this column."""
+    aliases: tuple[str, ...] = ()
+    """Other names operators know the entity by (the seed documents' `stock`, the 4D table `Products`): they
+    work wherever an entity is named (`--entity`), compared without regard to case, and must be unique."""
+
+    def __post_init__(self) -> None:
+        if any(alias != alias.strip() or not alias for alias in self.aliases):
+            raise ValueError(f"entity {self.entity!r}: an alias must be a non-empty name without surrounding spaces")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The entity name and its aliases, case-folded: what `--entity` matches."""
+        return tuple(dict.fromkeys(name.casefold() for name in (self.entity, *self.aliases)))
 
     @property
     def column_names(self) -> list[str]:

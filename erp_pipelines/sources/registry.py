@@ -43,9 +43,9 @@ def load_systems(env: Mapping[str, str] | None = None) -> tuple[SourceSystem, ..
 
 def _check_unique(systems: list[SourceSystem]) -> None:
     names = [system.name for system in systems]
-    entities = [spec.entity for system in systems for spec in system.tables]
+    entities = [name for system in systems for spec in system.tables for name in spec.names]
     tables = [spec.target_table for system in systems for spec in system.tables]
-    for what, values in (("source system", names), ("entity", entities), ("target table", tables)):
+    for what, values in (("source system", names), ("entity name or alias", entities), ("target table", tables)):
         repeated = sorted({value for value in values if values.count(value) > 1})
         if repeated:
             raise SettingError(f"{what} {', '.join(repeated)} registered twice")

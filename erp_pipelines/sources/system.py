@@ -93,6 +93,14 @@ class SourceResource(EnvSettings, ABC):
         """`erp-sync test-connection`: open a session, say where and as whom, and what of `specs` is readable.
         Raises with a message naming the problem (never a secret) when the source cannot be used."""
 
+    def unconfigured_reason(self) -> str | None:
+        """Why this deployment has not set the system up (naming the settings), or None when it has.
+
+        `erp-sync sync` and `replay` without `--entity` skip a system that is not configured, saying so, instead
+        of failing on (and retrying) a source nobody pointed them at. The default says every system is
+        configured; a system whose settings all have usable defaults but still need to be given overrides it."""
+        return None
+
 
 class ResourceFactory(Protocol):
     def __call__(

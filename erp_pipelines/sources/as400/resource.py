@@ -23,6 +23,14 @@ class As400Resource(As400Settings, SourceResource):
         readable = [spec.entity for spec in specs if adapter.count_rows(spec) >= 0]
         return "\n  ".join([f"{self.describe()}; readable: {', '.join(readable)}", *report])
 
+    def unconfigured_reason(self) -> str | None:
+        """Not set up: no ODBC data source or host to connect to, or an empty whitelist (nothing may be read)."""
+        if not (self.dsn or self.server):
+            return "neither AS400_DSN nor AS400_SERVER is set"
+        if not self.allowed_tables.strip():
+            return "AS400_ALLOWED_TABLES is empty (no table may be read)"
+        return None
+
 
 def as400_resource(env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True) -> As400Resource:
     """The resource as Dagster definitions use it: AS400_PASSWORD stays a `dg.EnvVar` unless told otherwise."""

@@ -47,6 +47,7 @@ PARENT_PRODUCT = ForeignKey(columns=("item_number",), parent=PRODUCT, parent_col
 
 PRODUCT_MEASUREMENT = TableSpec(
     entity="product_measurement",
+    aliases=("measurement", "measurements", "ProductMeasurement"),
     source_system="as400",
     source_table="PRODUCTLIB.MEASUREMENTS",
     target_table="product_measurement",
@@ -67,6 +68,7 @@ PRODUCT_MEASUREMENT = TableSpec(
 
 PRODUCT_PRICING = TableSpec(
     entity="product_pricing",
+    aliases=("pricing", "ProductPricing"),
     source_system="as400",
     source_table="PRODUCTLIB.PRICING",
     target_table="product_pricing",
@@ -89,6 +91,7 @@ PRODUCT_PRICING = TableSpec(
 
 PRODUCT_STOCK = TableSpec(
     entity="product_stock",
+    aliases=("stock", "ProductStock"),
     source_system="as400",
     source_table="INVENTORYLIB.INVENTORY",
     target_table="product_stock",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from erp_pipelines.core.source import SourceAuthenticationError
+from erp_pipelines.core.source import SourceAuthenticationError, SyncSourceError
 
 
-class Legacy4DError(Exception):
-    """A failed 4D REST call: HTTP ``status`` (None if the server was unreachable), 4D ``err_codes``."""
+class Legacy4DError(SyncSourceError):
+    """A failed 4D REST call: HTTP ``status`` (None if the server was unreachable), 4D ``err_codes``. A source
+    error like any other: its message is what the operator is shown (it never holds a credential)."""
 
     def __init__(
         self, message: str, *, status: int | None = None, err_codes: Sequence[int] = (),

@@ -64,6 +64,10 @@ class Legacy4DResource(SourceResource):
         found = source.test_connection(specs)
         return f"{self.scheme}://{self.host}:{self.port} as {self.username}; {found}"
 
+    def unconfigured_reason(self) -> str | None:
+        """Not set up: LEGACY_API_HOST never given (its default, this machine, is a sandbox convenience)."""
+        return None if "host" in self.model_fields_set else "LEGACY_API_HOST is not set"
+
 
 def legacy_4d_resource(
     env: Mapping[str, str] | None = None, *, secrets_from_env_var: bool = True
