@@ -4,6 +4,7 @@
 import dagster as dg
 import sqlalchemy as sa
 
+from erp_pipelines.app_db.tables import sync_watermark
 from erp_pipelines.assets import table_asset_key
 from erp_pipelines.catalog import CATALOG, system_of
 from erp_pipelines.core.spec import TableSpec, live
@@ -13,6 +14,7 @@ from erp_pipelines.sources.system import resource_of
 
 INTEGRITY_CHECK_NAME = "live_rows_present_and_unique"
 RECONCILIATION_CHECK_NAME = "reconciles_with_source"
+POSITION_CHECK_NAME = "source_position_retained"
 
 
 def _live_counts(engine: sa.Engine, spec: TableSpec) -> tuple[int, int]:
@@ -77,5 +79,29 @@ def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
     return _reconcile
 
 
+def build_position_check(spec: TableSpec) -> dg.AssetChecksDefinition:
+    """Warns while there is still time to act: the source may soon lose the position the next incremental run
+    continues from (an IBM i journal receiver about to be deleted), which would force a full sync."""
+
+    @dg.asset_check(
+        asset=table_asset_key(spec),
+        name=POSITION_CHECK_NAME,
+        required_resource_keys={spec.source_system, "app_db"},
+        description=f"The source still holds, with a margin, the position {spec.entity}'s next incremental run "
+                    "continues from.",
+    )
+    def _position(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        app_db: AppDatabaseResource = context.resources.app_db
+        with app_db.engine().connect() as connection:
+            since = connection.execute(sa.select(sync_watermark.c.value)
+                                       .where(sync_watermark.c.entity == spec.entity)).scalar_one_or_none()
+        warning = resource_of(context.resources, system_of(spec)).source().position_warning(spec, since)
+        return dg.AssetCheckResult(passed=warning is None, severity=dg.AssetCheckSeverity.WARN, description=warning,
+                                   metadata={"watermark": dg.MetadataValue.json(since or {})})
+
+    return _position
+
+
 integrity_checks = [build_integrity_check(spec) for spec in CATALOG]
+position_checks = [build_position_check(spec) for spec in CATALOG]
 reconciliation_checks = [build_reconciliation_check(spec) for spec in CATALOG]

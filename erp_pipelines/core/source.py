@@ -183,6 +183,11 @@ class SourceAdapter(Protocol):
         """Rows in the source table now (for reconciliation)."""
         ...
 
+    def position_warning(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        """A warning while the stored position can still be continued but soon may not be (an IBM i journal
+        receiver about to be cleaned up), or None."""
+        ...
+
     def change_markers(self, specs: list[TableSpec], previous: Mapping[str, str] | None = None) -> dict[str, str]:
         """A cheap marker per entity that moves when its source table changes (change sensors); `previous` is
         the last tick's markers, for a source that can answer "anything since?" in one request (4D)."""

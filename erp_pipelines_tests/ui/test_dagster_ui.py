@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from erp_pipelines.assets import OWNERS, REJECTED_SHARE_CHECK_NAME
 from erp_pipelines.catalog import CATALOG, get_spec
-from erp_pipelines.checks import INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME
+from erp_pipelines.checks import INTEGRITY_CHECK_NAME, POSITION_CHECK_NAME, RECONCILIATION_CHECK_NAME
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines_tests.support.dagster_ui import DagsterUi
 from erp_pipelines_tests.support.sandbox import ROOT
@@ -255,7 +255,7 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
 
     clickable(browser, "//a[normalize-space()='Checks'][contains(@href, 'view=checks')]",
               "the asset's Checks tab").click()
-    body = wait_for_texts(browser, "Checks (3)", INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME,
+    body = wait_for_texts(browser, "Checks (4)", INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME, POSITION_CHECK_NAME,
                           REJECTED_SHARE_CHECK_NAME, "This is a blocking asset check.", "Passed", "live_rows",
                           "duplicate_keys")
     assert len(re.findall(r"Succeeded", body)) >= 3, "every check should show its latest result"

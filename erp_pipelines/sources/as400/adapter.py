@@ -36,6 +36,7 @@ from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400Settings
 from erp_pipelines.sources.as400.decoders import CyymmddHhmmssTimestamp, EbcdicText
 from erp_pipelines.sources.as400.journal import (
+    READABLE_RECEIVERS,
     Journal,
     JournalExtraction,
     Position,
@@ -43,6 +44,7 @@ from erp_pipelines.sources.as400.journal import (
     end_of_chain,
     position_problem,
     receiver_from_row,
+    retention_warning,
 )
 from erp_pipelines.sources.as400.layout import FOR_BIT_DATA, FileLayout, SourceColumn
 from erp_pipelines.sources.as400.record_image import CATALOG_COLUMNS, RecordLayout
@@ -616,9 +618,11 @@ class As400Source:
         return None
 
     def change_markers(self, specs: list[TableSpec], previous: Mapping[str, str] | None = None) -> dict[str, str]:
-        """A cheap "did anything change" marker per table: its newest plausible change stamp and its row count.
+        """A cheap "did anything change" marker per table: for a journaled file the journal's last sequence,
+        otherwise its newest plausible change stamp and its row count.
 
-        Computed from scratch every tick (one indexed row per table), so the previous markers are not needed.
+        Computed from scratch every tick (one catalog row or one indexed row per table), so the previous markers
+        are not needed.
 
         One connection for all tables. The stamp is one row read through an index led by the stamp columns,
         checked first: without one every tick would sort the whole file, so the tick fails naming the index to
@@ -632,6 +636,13 @@ class As400Source:
         with self.settings.connect() as connection:
             for spec in specs:
                 layout = self.check_columns(spec, connection)
+                journal = self.journal_of(spec, connection)
+                if journal is not None:
+                    # The attached receiver's last sequence: it moves with every change journaled (to any file
+                    # of the journal), read from one catalog row (JOURNAL_RECEIVER_INFO).
+                    end = end_of_chain(journal, self.receiver_chain(connection, journal, layout.table))
+                    markers[spec.entity] = f"journal {end.receiver_library}/{end.receiver}:{end.sequence}"
+                    continue
                 parts = []
                 statements = [sql.count_rows(layout.table)]
                 if spec.change_tracking is not None:
@@ -683,6 +694,40 @@ class As400Source:
                 lines.append(self._file_report(connection, spec))
         return lines
 
+    def _journal_report(self, connection: pyodbc.Connection, spec: TableSpec, journal: Journal,
+                        table: sql.QualifiedTable) -> str:
+        """The journal, its images and receivers, and what the sync can and cannot see through it."""
+        chain = self.receiver_chain(connection, journal, table)
+        online = [receiver for receiver in chain if receiver.status in READABLE_RECEIVERS]
+        text = (f"journaled to {journal} with JOURNAL_IMAGES {journal.images}; changes and deletions read from the "
+                f"journal; {len(online)} receiver(s) online"
+                + (f", oldest {online[0]} (attached {online[0].attached_at})" if online else ""))
+        if journal.images != "*BOTH":
+            text += ("; WARNING: with *AFTER images a delete carries no record and a key change no old key, so "
+                     "such changes reach the target only at the next full sync: CHGJRNOBJ ... ATR(*IMAGES) "
+                     "IMAGES(*BOTH) fixes it")
+        try:
+            unique = self.unique_key_index(connection, spec, self.check_columns(spec, connection))
+        except SchemaDriftError:
+            return text
+        if unique is None:
+            text += "; no unique key over the business key: changed keys are read again from the file"
+        return text
+
+    def position_warning(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        """While there is still time: the receiver holding the stored journal position is among the
+        AS400_JOURNAL_MARGIN oldest detached receivers, so a clean-up may delete it before the next sync."""
+        position = Position.from_watermark(spec, since)
+        if position is None:
+            return None
+        table = self.table_of(spec)
+        with self.settings.connect() as connection:
+            journal = self.journal_of(spec, connection)
+            if journal is None:
+                return None
+            chain = self.receiver_chain(connection, journal, table)
+        return position_problem(position, chain) or retention_warning(position, chain, self.settings.journal_margin)
+
     def _tls(self) -> str:
         if not self.settings.ssl:
             return "OFF (AS400_SSL=false): passwords and data cross the network in clear"
@@ -709,11 +754,13 @@ class As400Source:
         if names:
             library, file = names[0][0].strip(), names[0][1].strip()
             system_name = f"system name {library}/{file}"
-            rows = self._run(connection, sql.journaling(library, file), table)
-            if rows:
-                journal = f"journaled to {rows[0][0].strip()}/{rows[0][1].strip()}"
+            found = self.journal_of(spec, connection)
+            if found is not None:
+                journal = self._journal_report(connection, spec, found, table)
+            elif self.settings.change_tracking == "stamps":
+                journal = "changes read by change stamps (AS400_CHANGE_TRACKING=stamps)"
         report = f"{spec.entity} {table}: {system_name}; {members}; {ccsids or 'no character columns'}; {journal}"
-        if spec.change_tracking is not None:
+        if spec.change_tracking is not None and "journaled to" not in journal:
             try:
                 layout = self.check_columns(spec, connection)
             except SchemaDriftError as exc:

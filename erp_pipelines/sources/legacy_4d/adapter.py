@@ -369,6 +369,11 @@ class Legacy4DSource:
             yield Legacy4DExtraction(client, spec, None, self.batch_rows, primary_key=primary_key,
                                      keys=["" if key[0] is None else str(key[0]) for key in keys])
 
+    def position_warning(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        """A stamp never expires: 4D keeps __GlobalStamp and __DeletedRecords until the data file is replaced,
+        which `full_sync_reason` detects."""
+        return None
+
     def count_rows(self, spec: TableSpec) -> int:
         self._check(spec)
         with self.session() as client:

@@ -240,3 +240,18 @@ def test_a_key_held_by_two_records_of_a_file_without_unique_key_is_rejected_not_
         assert connection.execute(query).scalar_one() == before
         assert connection.execute(sa.text("select count(*) from sync_error where entity = 'product_stock' "
                                           "and resolved_at is null")).scalar_one() == 2
+
+
+def test_a_position_in_the_oldest_receiver_warns_until_the_next_sync_moves_it(
+    synced: SyncReport, as400: As400Resource, app_db: sa.Engine, as400_owner_url: str,
+) -> None:
+    source = as400.source()
+    assert source.position_warning(PRODUCT, watermark(app_db, "product")) is None
+    for _ in range(2):
+        journal.change_receiver(as400_owner_url, "PRODUCTLIB")
+    for receiver in _receivers_up_to(as400_owner_url, watermark(app_db, "product")["receiver"].split("/")[1])[:-1]:
+        journal.delete_receiver(as400_owner_url, "PRODUCTLIB", receiver)
+    warning = source.position_warning(PRODUCT, watermark(app_db, "product"))
+    assert warning is not None and "oldest retained receivers" in warning
+    _incremental(as400, app_db)
+    assert source.position_warning(PRODUCT, watermark(app_db, "product")) is None

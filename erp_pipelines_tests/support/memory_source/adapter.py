@@ -59,6 +59,9 @@ class MemorySource:
     def full_sync_reason(self, spec: TableSpec, since: Watermark | None) -> str | None:
         return None
 
+    def position_warning(self, spec: TableSpec, since: Watermark | None) -> str | None:
+        return None
+
     def count_rows(self, spec: TableSpec) -> int:
         return len(self.rows)
 
