@@ -91,6 +91,20 @@ sync_alert = sa.Table(
     sa.Index("ix_sync_alert_entity_created", "entity", "created_at"),
 )
 
+source_change = sa.Table(
+    "source_change",
+    metadata,
+    sa.Column("entity", sa.Text, primary_key=True),
+    sa.Column("source_key", JSONB, primary_key=True, comment="the record's exact key, as in sync_error"),
+    sa.Column("changed_at", sa.DateTime, comment="when the source recorded the change (its local time)"),
+    sa.Column("changed_by", sa.Text, comment="the source's user profile that made it"),
+    sa.Column("job", sa.Text, comment="the job that made it (IBM i: number/user/name)"),
+    sa.Column("program", sa.Text, comment="the program that made it (IBM i: library/program)"),
+    sa.Column("position", sa.Text, comment="where the source recorded it (journal and sequence)"),
+    sa.Column("sync_run_id", sa.BigInteger, sa.ForeignKey("sync_run.id", ondelete="SET NULL")),
+    comment="Per record, the last change at the source the sync saw, when the source records who made it",
+)
+
 AUDIT_COLUMNS = ("synced_at", DELETED_AT, "sync_run_id")
 _TARGET_TABLES: dict[str, tuple[TableSpec, sa.Table]] = {}
 

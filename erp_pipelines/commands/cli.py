@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from erp_pipelines.app_db.engine import DatabaseUrlError, app_engine
-from erp_pipelines.app_db.tables import sync_error, sync_run
+from erp_pipelines.app_db.tables import source_change, sync_error, sync_run
 from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
 from erp_pipelines.core.source import SettingError
@@ -263,7 +263,13 @@ def errors(entity: str, limit: int, include_resolved: bool) -> None:
         entity = get_spec(entity).entity
     except UnknownEntityError as exc:
         raise click.UsageError(str(exc)) from None
-    query = sa.select(sync_error).where(sync_error.c.entity == entity).order_by(sync_error.c.id.desc()).limit(limit)
+    changed = source_change.alias("changed")
+    query = (
+        sa.select(sync_error, changed.c.changed_at, changed.c.changed_by, changed.c.job, changed.c.program)
+        .outerjoin(changed, sa.and_(changed.c.entity == sync_error.c.entity,
+                                    changed.c.source_key == sync_error.c.source_key))
+        .where(sync_error.c.entity == entity).order_by(sync_error.c.id.desc()).limit(limit)
+    )
     if not include_resolved:
         query = query.where(sync_error.c.resolved_at.is_(None))
     with _engine().connect() as connection:
@@ -271,6 +277,9 @@ def errors(entity: str, limit: int, include_resolved: bool) -> None:
     for row in rows:
         state = "open" if row.resolved_at is None else f"resolved by sync_run {row.resolved_by_run_id}"
         click.echo(f"{shown_key(row.source_key)} (sync_run {row.sync_run_id}, {state}): {row.error_message}")
+        if row.changed_by is not None:
+            click.echo(f"  last changed at the source {row.changed_at} by {row.changed_by} "
+                       f"(job {row.job}, program {row.program})")
     click.echo(f"{len(rows)} record(s)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -138,6 +139,18 @@ class TableNotAllowedError(PermanentSourceError):
     """The table is not whitelisted; raised before any connection is opened."""
 
 
+@dataclass(frozen=True)
+class SourceChange:
+    """Who changed a record at the source last, as the source records it (an IBM i journal entry)."""
+
+    key: RecordKey
+    changed_at: Any
+    user: str
+    job: str
+    program: str
+    position: str
+
+
 class Extraction(Protocol):
     """One read of one table, started by `SourceAdapter.extract`."""
 
@@ -155,6 +168,11 @@ class Extraction(Protocol):
 
     def notes(self) -> dict[str, Any]:
         """Facts about the read worth reporting (e.g. rows stamped in the future); valid after `batches()`."""
+        ...
+
+    def changes(self) -> list[SourceChange]:
+        """The last source change of each record read, when the source records who made it; valid after
+        `batches()`. Empty for a source that does not tell."""
         ...
 
 

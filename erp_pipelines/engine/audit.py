@@ -9,10 +9,11 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
-from erp_pipelines.app_db.tables import sync_error, sync_run, sync_watermark
+from erp_pipelines.app_db.tables import source_change, sync_error, sync_run, sync_watermark
 from erp_pipelines.core.decoders import python_value
-from erp_pipelines.core.source import RecordKey, Watermark
+from erp_pipelines.core.source import RecordKey, SourceChange, Watermark
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.postgres import copy_csv
 
@@ -142,6 +143,21 @@ class Audit:
         # COPY, not one INSERT per record: a run may quarantine a whole table (a parent not loaded).
         copy_csv(self.connection, "sync_error", ERROR_COLUMNS, new)
         return len(new)
+
+    def record_changes(self, run_id: int, changes: list[SourceChange]) -> None:
+        """Keeps, per record, the last source change this run saw (who, job, program, when), in the run's
+        transaction; `erp-sync errors` shows it next to a quarantined record."""
+        if not changes:
+            return
+        rows = [{"entity": self.spec.entity, "source_key": list(change.key), "changed_at": change.changed_at,
+                 "changed_by": change.user, "job": change.job, "program": change.program,
+                 "position": change.position, "sync_run_id": run_id} for change in changes]
+        insert = postgresql.insert(source_change)
+        self.connection.execute(insert.on_conflict_do_update(
+            index_elements=[source_change.c.entity, source_change.c.source_key],
+            set_={name: insert.excluded[name] for name in
+                  ("changed_at", "changed_by", "job", "program", "position", "sync_run_id")},
+        ), rows)
 
     def has_open_errors(self) -> bool:
         return self.connection.execute(

@@ -20,7 +20,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from erp_pipelines.app_db.tables import sync_alert, sync_run, table_of
-from erp_pipelines.core.source import Extraction, RecordKey, SourceAdapter, Watermark
+from erp_pipelines.core.source import Extraction, RecordKey, SourceAdapter, SourceChange, Watermark
 from erp_pipelines.core.spec import TableSpec, live
 from erp_pipelines.engine.audit import Audit, raw_records, shown_key
 from erp_pipelines.engine.loader import RunStage
@@ -200,6 +200,7 @@ class SyncRun:
         self.open_keys: set[RecordKey] = set()
         self.open_keys_read: dict[RecordKey, list[int]] = {}
         self.deleted_keys: list[RecordKey] = []
+        self.changes: list[SourceChange] = []
 
     @property
     def strategy(self) -> Strategy:
@@ -225,6 +226,7 @@ class SyncRun:
             still_rejected = self.quarantine(spill)
         self.resolve(still_rejected)
         self.account()
+        self.audit.record_changes(self.run_id, self.changes)
         if self.report.watermark_after is not None and self.strategy.moves_watermark:
             self.audit.save_watermark(self.run_id, self.report.watermark_after)
 
@@ -278,6 +280,7 @@ class SyncRun:
             if self.strategy.applies_reported_deletions:
                 self._stage_deletions(extraction.deleted_keys())
             self.report.notes = dict(extraction.notes() or {})
+            self.changes = extraction.changes()
 
     def _stage_deletions(self, deleted: pa.RecordBatch | None) -> None:
         """Keys the source reports deleted since the watermark (4D), decoded like the rows they name."""

@@ -26,6 +26,7 @@ from erp_pipelines.core.source import (
     PermanentSourceError,
     RecordKey,
     SchemaDriftError,
+    SourceChange,
     TableNotAllowedError,
     Watermark,
     exact_keys,
@@ -333,6 +334,10 @@ class As400Extraction:
         if self._clock is None:
             return {}
         return {"source_clock": self._clock.isoformat(), "future_stamped_rows": self._future_rows}
+
+    def changes(self) -> list[SourceChange]:
+        """Reading the table itself tells no one's changes (the journal does: JournalExtraction)."""
+        return []
 
 
 class As400Source:

@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from erp_pipelines.core.source import InvalidWatermarkError, RecordKey, Watermark, exact_keys
+from erp_pipelines.core.source import InvalidWatermarkError, RecordKey, SourceChange, Watermark, exact_keys
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.record_image import RecordLayout
@@ -46,7 +46,6 @@ DELETIONS = frozenset({"DL", "DR"})
 RECORD_ENTRY_TYPES = ("PT", "PX", "UB", "UP", "DL", "BR", "UR", "DR")
 # JOURNAL_RECEIVER_INFO STATUS values whose entries can still be read (SAVED: saved, storage not freed).
 READABLE_RECEIVERS = frozenset({"ATTACHED", "ONLINE", "SAVED"})
-LINEAGE_COLUMNS = ("journal_sequence", "journal_entry_at", "journal_user", "journal_job", "journal_program")
 
 
 @dataclass(frozen=True)
@@ -379,5 +378,7 @@ class JournalExtraction:
             notes["journal_keys_reread"] = "the file has no unique key over the business key"
         return notes
 
-    def lineage(self) -> list[tuple[RecordKey, tuple[Any, ...]]]:
-        return self._folded.lineage()
+    def changes(self) -> list[SourceChange]:
+        """Per record read, the journal entry of its last change: time, user, job, program and position."""
+        return [SourceChange(key, at, user, job, program, f"{self._journal} sequence {sequence}")
+                for key, (sequence, at, user, job, program) in self._folded.lineage()]

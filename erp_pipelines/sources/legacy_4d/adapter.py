@@ -16,6 +16,7 @@ from erp_pipelines.core.source import (
     InvalidWatermarkError,
     RecordKey,
     SchemaDriftError,
+    SourceChange,
     TableNotAllowedError,
     Watermark,
     exact_keys,
@@ -222,6 +223,10 @@ class Legacy4DExtraction:
 
     def notes(self) -> dict[str, object]:
         return {}
+
+    def changes(self) -> list[SourceChange]:
+        """Reading the table itself tells no one's changes (the journal does: JournalExtraction)."""
+        return []
 
     def deleted_keys(self) -> pa.RecordBatch | None:
         """Keys in `__DeletedRecords` stamped since the watermark (less the overlap), except those that exist

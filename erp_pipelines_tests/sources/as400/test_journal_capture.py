@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from erp_pipelines.commands.cli import main
 from erp_pipelines.core.source import SchemaDriftError
 from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.sources.as400.resource import As400Resource
@@ -255,3 +257,26 @@ def test_a_position_in_the_oldest_receiver_warns_until_the_next_sync_moves_it(
     assert warning is not None and "oldest retained receivers" in warning
     _incremental(as400, app_db)
     assert source.position_warning(PRODUCT, watermark(app_db, "product")) is None
+
+
+def test_who_changed_a_record_is_kept_and_shown_for_a_quarantined_one(
+    synced: SyncReport, as400: As400Resource, app_db: sa.Engine, app_url: str,
+    as400_source_sql: Callable[[str], None], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    as400_source_sql(f"""begin; set local as400.user_name = 'CLERK7'; set local as400.program_name = 'ITEMMAINT';
+                         set local as400.program_library = 'ERPLIB';
+                         update "PRODUCTLIB"."PRODUCTS" set "ITEMDESC" = '   ', {STAMP}
+                         where "ITEMNO" = 'ITM000000014'; commit;""")
+    report = _incremental(as400, app_db)
+    assert report.rejected == 1
+    with app_db.connect() as connection:
+        change = connection.execute(sa.text(
+            "select changed_by, program, position from source_change where entity = 'product' "
+            """and source_key = '["ITM000000014"]'""")).one()
+    assert change.changed_by == "CLERK7" and change.program == "ERPLIB/ITEMMAINT"
+    assert change.position.startswith("PRODUCTLIB/QSQJRN sequence ")
+    monkeypatch.setenv("APP_DATABASE_URL", app_url)
+    shown = CliRunner().invoke(main, ["errors", "--entity", "product"])
+    assert shown.exit_code == 0, shown.output
+    assert "ITM000000014" in shown.output
+    assert "by CLERK7 (job " in shown.output and "program ERPLIB/ITEMMAINT)" in shown.output

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 
-from erp_pipelines.core.source import RecordKey, Watermark, exact_keys
+from erp_pipelines.core.source import RecordKey, SourceChange, Watermark, exact_keys
 from erp_pipelines.core.spec import TableSpec
 
 log = logging.getLogger("erp_pipelines.sync.memory")
@@ -29,6 +29,9 @@ class MemoryExtraction:
 
     def notes(self) -> dict[str, object]:
         return {}
+
+    def changes(self) -> list[SourceChange]:
+        return []
 
 
 class MemorySource:
