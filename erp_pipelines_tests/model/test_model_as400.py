@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
@@ -208,7 +208,8 @@ class As400Stand:
     counter: StepCounter
 
     def __post_init__(self) -> None:
-        self.settings = as400_test_resource()
+        # Change stamps: the reference predicts each incremental read from CHGDAT/CHGTIM and the overlap window.
+        self.settings = as400_test_resource().replaced(change_tracking="stamps")
         self.owner = psycopg2.connect(self.owner_url)
         self.owner.autocommit = True
         with self.engine.connect() as connection:
@@ -450,7 +451,7 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
 
     def _run(self, entity: str, mode: str, failure: Failure | None) -> None:
         spec = PRODUCT if entity == "product" else STOCK
-        source = As400Source(replace(self.stand.settings, batch_rows=self.batch_rows))
+        source = As400Source(self.stand.settings.replaced(batch_rows=self.batch_rows))
         fired = []
 
         def kill(report: Any) -> None:
