@@ -206,10 +206,12 @@ class As400Stand:
     engine: sa.Engine
     app_url: str
     counter: StepCounter
+    tracking: str = "stamps"
+    """stamps: each incremental read is predicted from CHGDAT/CHGTIM and the overlap window; auto: PRODUCTS and
+    INVENTORY are journaled, so it is predicted from what changed since the last committed run."""
 
     def __post_init__(self) -> None:
-        # Change stamps: the reference predicts each incremental read from CHGDAT/CHGTIM and the overlap window.
-        self.settings = as400_test_resource().replaced(change_tracking="stamps")
+        self.settings = as400_test_resource().replaced(change_tracking=self.tracking)
         self.owner = psycopg2.connect(self.owner_url)
         self.owner.autocommit = True
         with self.engine.connect() as connection:
@@ -245,6 +247,8 @@ class PhysicalFile:
     def __init__(self, stand: As400Stand, table: str, key_columns: tuple[str, ...]) -> None:
         self.stand, self.table, self.key_columns = stand, table, key_columns
         self.rows: list[dict[str, Any]] = []  # the raw rows as written, each with its "ctid"
+        self.changed: set[tuple[str, ...]] = set()  # keys written or deleted since the last committed run
+        self.lost: list[dict[str, Any]] = []  # rows deleted (or re-keyed away) since then, as they were
 
     def key(self, row: dict[str, Any]) -> tuple[str, ...]:
         return tuple(row[name].rstrip(" ") for name in self.key_columns)
@@ -269,12 +273,22 @@ class PhysicalFile:
                                (*values.values(), existing["ctid"]))
                 values = existing | values
                 self.rows[self.rows.index(existing)] = values
+                self.changed.add(self.key(existing))
+                self.lost.append(existing)
             values["ctid"] = cursor.fetchone()[0]
+        self.changed.add(self.key(values))
 
     def delete(self, existing: dict[str, Any] | None) -> None:
         if existing is not None:
             self.stand.sql(f"delete from {self.table} where ctid = %s::tid", (existing["ctid"],))
             self.rows.remove(existing)
+            self.changed.add(self.key(existing))
+            self.lost.append(existing)
+
+    def committed(self) -> None:
+        """A run committed: the journal position moved past every change so far."""
+        self.changed.clear()
+        self.lost.clear()
 
 
 class As400Machine(RuleBasedStateMachine, ModelChecks):
@@ -425,26 +439,40 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
             for entity in ("product", "product_stock"):
                 self._run(entity, mode, None)
 
-    def _watermark(self, entity: str) -> dt.datetime | None:
+    def _stored_watermark(self, entity: str) -> dict | None:
         with self.stand.engine.connect() as connection:
-            value = connection.execute(sa.text("select value from sync_watermark where entity = :e"),
-                                       {"e": entity}).scalar_one_or_none()
-        if value is None:
+            return connection.execute(sa.text("select value from sync_watermark where entity = :e"),
+                                      {"e": entity}).scalar_one_or_none()
+
+    def _watermark(self, entity: str) -> dt.datetime | None:
+        value = self._stored_watermark(entity)
+        if value is None or self.journaled:
             return None
         assert isinstance(value, dict) and "changed_at" in value, f"{entity}: watermark {value!r}"
         return dt.datetime.fromisoformat(value["changed_at"]).replace(tzinfo=None)
+
+    @property
+    def journaled(self) -> bool:
+        return self.stand.tracking == "auto"
+
+    def _file(self, entity: str) -> PhysicalFile:
+        return self.products if entity == "product" else self.stock
 
     def _read(self, entity: str, mode: str) -> tuple[str, list[Record]]:
         """What the run reads, as the contract says (8, 10); returns the effective mode too."""
         rows, decode = (self.products.rows, decode_product) if entity == "product" else (self.stock.rows, decode_stock)
         records = [decode(row) for row in rows]
-        watermark = self._watermark(entity)
+        watermark = self._stored_watermark(entity)
         if mode == "incremental" and watermark is None:
             mode = "full"
         if mode == "replay":
             return mode, [record for record in records if record.exact_key in self.models[entity].quarantine]
         if mode == "full":
             return mode, records
+        if self.journaled:  # the keys the journal names since the last committed run, read again from the file
+            file = self._file(entity)
+            return mode, [record for record, row in zip(records, rows, strict=True) if file.key(row) in file.changed]
+        watermark = self._watermark(entity)
         date, time = to_cyymmdd(watermark - OVERLAP)  # type: ignore[operator]
         return mode, [record for record, row in zip(records, rows, strict=True)
                       if row["CHGDAT"] > date or (row["CHGDAT"] == date and row["CHGTIM"] >= time)]
@@ -475,8 +503,21 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
             return
         model = self.models[entity]
         products = self.models["product"]
-        outcome = model.apply(read, effective, parent_live=products.live if model.parent else None)
+        outcome = model.apply(read, effective, parent_live=products.live if model.parent else None,
+                              deleted_at_source=self._deleted(entity, effective))
+        if effective != "replay":
+            self._file(entity).committed()
         self._check(entity, described, outcome)
+
+    def _deleted(self, entity: str, mode: str) -> set[Any]:
+        """Journal, incremental: the target keys of rows deleted (or re-keyed away) whose key no row holds now."""
+        if not self.journaled or mode != "incremental":
+            return set()
+        file = self._file(entity)
+        decode = decode_product if entity == "product" else decode_stock
+        held = {file.key(row) for row in file.rows}
+        return {decode(row).target_key for row in file.lost
+                if file.key(row) not in held and decode(row).target_key is not None}
 
     def _check(self, entity: str, described: str, outcome: Outcome) -> None:
         problems = []
@@ -490,13 +531,13 @@ KEYLESS = {'"PRODUCTLIB"."PRODUCTS"': ('"PRODUCTS_PK"', '"ITEMNO"'),
            '"INVENTORYLIB"."INVENTORY"': ('"INVENTORY_PK"', '"ITEMNO", "WHSE"')}
 
 
-@pytest.fixture
-def as400_stand(as400_owner_url: str, app_url: str) -> Iterator[As400Stand]:
+@pytest.fixture(params=["stamps", "auto"], ids=["change stamps", "journal"])
+def as400_stand(request: pytest.FixtureRequest, as400_owner_url: str, app_url: str) -> Iterator[As400Stand]:
     """The stand-in's files without their primary keys for the test (DDS physical files without UNIQUE: real
-    IBM i files hold duplicate keys), given back afterwards."""
+    IBM i files hold duplicate keys), given back afterwards; once read by change stamps, once by journal."""
     create_schema(as400_owner_url)
-    counter = StepCounter("as400")
-    stand = As400Stand(as400_owner_url, empty_app_database(app_url), app_url, counter)
+    counter = StepCounter(f"as400 {request.param}")
+    stand = As400Stand(as400_owner_url, empty_app_database(app_url), app_url, counter, request.param)
     for table, (constraint, _) in KEYLESS.items():
         stand.sql(f"alter table {table} drop constraint if exists {constraint}")
     try:
