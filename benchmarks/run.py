@@ -97,8 +97,9 @@ def sql(url: str, *statements: str) -> list[tuple]:
 
 
 class Bench:
-    def __init__(self, env: dict[str, str], peers: bool, workdir: Path) -> None:
+    def __init__(self, env: dict[str, str], peers: bool, workdir: Path, repetitions: int = 3) -> None:
         self.env = env
+        self.repetitions = repetitions
         self.peers = peers
         self.workdir = workdir
         self.rows: list[Row] = []
@@ -126,6 +127,33 @@ class Bench:
         row = Row(scenario, f"erp_pipelines ({mode})", result.seconds, out["processed"] or rows, result.peak_rss_mb,
                   written, note, {"engine_seconds": round(out["engine_seconds"], 3), **out})
         return self.add(row)
+
+    def tracked(self, tracking: str, mode: str) -> Measurement:
+        return self.task("engine_sync", "--mode", mode, "--tracking", tracking)
+
+    def journal_against_stamps(self, total: int, repetitions: int) -> None:
+        """Incremental runs after 1 % changed and 0.1 % deleted, through the journal and by change stamps,
+        alternating (journal, stamps, journal, ...): each from its own full sync (untimed), medians reported."""
+        timings: dict[str, list[Measurement]] = {"auto": [], "stamps": []}
+        changed = deleted = 0
+        for _ in range(repetitions):
+            for tracking in ("auto", "stamps"):
+                self.tracked(tracking, "full")
+                changed, deleted = self.change_source(0.01, 0.001)
+                timings[tracking].append(self.tracked(tracking, "incremental"))
+        scenario = f"5 incremental, 1% changed ({changed:,}), 0.1% deleted ({deleted:,})"
+        for tracking, tool, note in (
+            ("auto", "erp_pipelines (incremental, journal)", "deletions included"),
+            ("stamps", "erp_pipelines (incremental, stamps)", "deletions wait for the next full sync"),
+        ):
+            runs = sorted(timings[tracking], key=lambda m: m.seconds)
+            middle = runs[len(runs) // 2]
+            out = middle.output
+            self.add(Row(scenario, tool, middle.seconds, out["processed"], middle.peak_rss_mb,
+                         out["created"] + out["updated"] + out["deleted"],
+                         f"{note}; median of {repetitions} alternating runs",
+                         {"engine_seconds": round(out["engine_seconds"], 3), "deleted": out["deleted"],
+                          "all_seconds": [round(m.seconds, 3) for m in timings[tracking]]}))
 
     def ours_dagster(self, scenario: str, full: bool, rows: int) -> Row:
         home = self.workdir / "dagster_home"
@@ -264,6 +292,7 @@ class Bench:
         if self.peers:
             self.sling(s4, total).note = "incremental with PK does not see deletions"
             self.dlt(s4, total).note = "merge does not see deletions"
+        self.journal_against_stamps(total, self.repetitions)
 
     def memory_workload(self, rows: int) -> None:
         total = self.seed(rows)
@@ -341,6 +370,9 @@ def targets(rows: list[Row]) -> list[dict]:
         growth = large.peak_rss_mb / small.peak_rss_mb - 1
         checks.append({"target": "RSS growth 1M → 5M ≤ +10%", "value": round(growth, 3), "limit": 0.10,
                        "met": growth <= 0.10})
+    ratio("journal incremental (deletions included) ≤ 1.0x stamp incremental",
+          find(rows, "5 ", "erp_pipelines (incremental, journal)"),
+          find(rows, "5 ", "erp_pipelines (incremental, stamps)"), 1.0)
     fetch, sync = find(rows, "4D", "floor"), find(rows, "4D", "erp_pipelines")
     if fetch and sync:
         value = fetch.seconds / sync.seconds
@@ -356,6 +388,7 @@ def main() -> None:
     parser.add_argument("--legacy-4d", type=int, default=100_000, help="4D products; 0 skips the 4D workload")
     parser.add_argument("--per-record-sample", type=int, default=20_000)
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--repetitions", type=int, default=3, help="alternating runs per tool where medians are taken")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/latest.json")
     args = parser.parse_args()
     env = load_env()
@@ -363,7 +396,7 @@ def main() -> None:
         ensure_peers()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as workdir:
-        bench = Bench(env, not args.skip_peers, Path(workdir))
+        bench = Bench(env, not args.skip_peers, Path(workdir), args.repetitions)
         if args.rows:
             bench.as400_workload(args.rows, args.per_record_sample)
         if args.legacy_4d:

@@ -16,15 +16,16 @@ def _as400_env() -> dict[str, str]:
     return dict(os.environ, AS400_DATABASE=os.environ["BENCH_AS400_DATABASE"])
 
 
-def engine_sync(entity: str, mode: str) -> dict:
-    """This project's engine in-process (no Dagster): one table, one mode."""
+def engine_sync(entity: str, mode: str, tracking: str = "auto") -> dict:
+    """This project's engine in-process (no Dagster): one table, one mode; `tracking` is AS400_CHANGE_TRACKING
+    (auto: a journaled file through its journal; stamps: by change stamps)."""
     from erp_pipelines.app_db.engine import app_engine
     from erp_pipelines.catalog import get_spec
     from erp_pipelines.engine.sync import run_sync
     from erp_pipelines.sources.as400.adapter import As400Source
     from erp_pipelines.sources.as400.connection import As400Settings
 
-    source = As400Source(As400Settings.from_env(_as400_env()))
+    source = As400Source(As400Settings.from_env(dict(_as400_env(), AS400_CHANGE_TRACKING=tracking)))
     report = run_sync(get_spec(entity), source, app_engine(os.environ["BENCH_APP_DATABASE_URL"]), mode=mode)  # type: ignore[arg-type]
     return {"engine_seconds": report.duration_seconds, **report.counts()}
 
@@ -147,6 +148,7 @@ def main() -> None:
     sync = sub.add_parser("engine_sync")
     sync.add_argument("--entity", default="product_stock")
     sync.add_argument("--mode", default="full")
+    sync.add_argument("--tracking", default="auto", choices=["auto", "stamps"])
     sub.add_parser("odbc_floor")
     sub.add_parser("copy_floor").add_argument("--csv", required=True)
     sub.add_parser("per_record").add_argument("--sample", type=int, default=20_000)
@@ -156,7 +158,7 @@ def main() -> None:
     legacy.add_argument("--entity", default="erp_product")
     args = parser.parse_args()
     if args.task == "engine_sync":
-        result = engine_sync(args.entity, args.mode)
+        result = engine_sync(args.entity, args.mode, args.tracking)
     elif args.task == "copy_floor":
         result = copy_floor(args.csv)
     elif args.task == "per_record":
