@@ -116,8 +116,11 @@ def test_test_connection_reports_each_source_plainly(cli_env: dict[str, str]) ->
     assert "as400: OK" in ok.stdout and "legacy_4d: OK" in ok.stdout
     for line in ("driver psqlodbcw.so", "server PostgreSQL", "isolation read committed", "text read as UTF8",
                  "TLS on (SSLmode=require", "product PRODUCTLIB.PRODUCTS: system name PRODUCTLIB/PRODUCTS; 1 member(s)",
-                 "CCSID 37: ITEMNO, ITEMDESC, SKU, ITEMCLS, UOM, ITEMSTS", "not journaled",
-                 "sensor stamp index: PRODUCTLIB.PRODUCTS_CHG (INDEX: CHGDAT,CHGTIM)"):
+                 "CCSID 37: ITEMNO, ITEMDESC, SKU, ITEMCLS, UOM, ITEMSTS",
+                 "journaled to PRODUCTLIB/QSQJRN with JOURNAL_IMAGES *BOTH; changes and deletions read from the "
+                 "journal",
+                 "product_measurement PRODUCTLIB.MEASUREMENTS: system name PRODUCTLIB/MEASUREMEN",
+                 "not journaled", "sensor stamp index: PRODUCTLIB.MEASUREMENTS_CHG (INDEX: CHGDAT,CHGTIM)"):
         assert line in ok.stdout, line
     wrong = {**cli_env, "AS400_PASSWORD": "not-the-password-42", "LEGACY_API_PASSWORD": "also-wrong-43"}
     failed = erp_sync(wrong, "test-connection")
