@@ -481,7 +481,11 @@ class As400Source:
                 raise InvalidWatermarkError(f"{spec.entity}: {problem}; run a full sync")
             image_layout = RecordLayout.from_catalog(str(table), [dict(zip(CATALOG_COLUMNS, row, strict=True))
                                                                   for row in record_format])
-            yield JournalExtraction(spec, journal, chain, position, image_layout, self._journal_window,
+            # Text buffers sized to the image: the driver reports HEX() results as unbounded text, and arrow-odbc
+            # would otherwise allocate its largest text size for every row of a window.
+            longest = 2 * (image_layout.record_length + len(image_layout.fields)) + 64
+            read = functools.partial(self._journal_window, max_text_size=longest)
+            yield JournalExtraction(spec, journal, chain, position, image_layout, read,
                                     window=self.settings.journal_window, batch_rows=self.settings.batch_rows,
                                     table_keyword=self._optimize,
                                     reread=None if unique else functools.partial(self._current_rows, spec))
@@ -539,7 +543,7 @@ class As400Source:
         return [receiver_from_row(row)
                 for row in self._run(connection, sql.journal_receivers(journal.library, journal.name), table)]
 
-    def _journal_window(self, statement: sql.Statement) -> pa.Table:
+    def _journal_window(self, statement: sql.Statement, *, max_text_size: int) -> pa.Table:
         """One bounded window of journal entries, its parameters bound at the server (they carry names)."""
         sql.guard_journal_read(statement.sql)
         try:
@@ -548,7 +552,8 @@ class As400Source:
                 login_timeout_sec=self.settings.login_timeout_seconds,
             )
             reader = connection.read_arrow_batches(
-                query=statement.sql, parameters=list(statement.parameters), batch_size=self.settings.journal_window,
+                query=statement.sql, parameters=list(statement.parameters),
+                batch_size=min(self.settings.journal_window, 2_000), max_text_size=max_text_size,
                 payload_text_encoding=self.settings.text_encoding)
             table = pa.Table.from_batches(list(reader), schema=reader.schema)
         except arrow_odbc.Error as exc:
