@@ -49,6 +49,13 @@ def _insert(warehouse: str, moment: dt.datetime) -> str:
 
 
 @pytest.fixture
+def as400(as400: As400Resource) -> As400Resource:
+    """Change stamps: this module tests stamp tracking's overlap window (a journaled file needs none: its
+    position is the last journal entry read, not a time)."""
+    return as400.replaced(change_tracking="stamps")
+
+
+@pytest.fixture
 def loaded(seed: Callable[..., SeedManifest], as400: As400Resource, app_db: sa.Engine) -> None:
     """1,500 products with stock in warehouses 001, 002 and 010 (4,500 rows), fully loaded once."""
     seed(products=1_500, warehouses=3, bad_share=0.0)
