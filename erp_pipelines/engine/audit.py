@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from erp_pipelines.core.source import RecordKey, SourceChange, Watermark
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.postgres import copy_csv
 
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 ERROR_COLUMNS = ("sync_run_id", "source_system", "entity", "source_key", "rules", "error_message", "raw_record")
 
 
@@ -33,7 +36,9 @@ def canonical(value: Any) -> Any:
     """A raw value as its text, so one record compares equal however a batch typed its columns.
 
     A 4D batch with one text value in a boolean column carries that column as text (`True`), another batch
-    as booleans (`true`); both are the same source record. Stored JSON and fresh records go through here.
+    as booleans (`true`); a number arrives as a float in one batch, a decimal in the next and as text in a
+    batch where another entity's value was no number (`1E+15`, `1000000000000000.0`): all are the same source
+    record. Numbers are compared by value, as plain decimal text. Stored JSON and fresh records go through here.
     """
     if value is None:
         return None
@@ -41,9 +46,14 @@ def canonical(value: Any) -> Any:
         return {str(k): canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [canonical(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    if isinstance(value, bool):
+        return str(value)
+    text = str(value)
+    if isinstance(value, int | float | decimal.Decimal) or _NUMBER.fullmatch(text):
+        number = decimal.Decimal(text)
+        if number.is_finite():
+            return format(number.normalize(), "f")
+    return text
 
 
 def canonical_record(record: dict[str, Any]) -> str:

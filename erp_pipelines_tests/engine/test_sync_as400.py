@@ -32,6 +32,12 @@ def _now_stamp() -> tuple[int, int]:
     return to_cyymmdd_hhmmss(dt.datetime.now().replace(microsecond=0))
 
 
+
+@pytest.fixture
+def as400(as400: As400Resource) -> As400Resource:
+    """Change stamps: these cases are stamp tracking's (sources/as400/test_journal_capture.py has the journal's)."""
+    return as400.replaced(change_tracking="stamps")
+
 def test_full_sync_loads_good_rows_and_quarantines_exactly_the_bad_ones(
     seed: Callable[..., SeedManifest], as400: As400Resource, app_db: sa.Engine
 ) -> None:

@@ -235,7 +235,7 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
     assert "<Check" not in body
     # the status header: row count = live rows, the latest check results
     assert re.search(rf"Row count\s+{live:,}\b|Row count\s+{live}\b", body), "row count not shown"
-    assert re.search(r"Latest check results\s+3\b", body), "three check results expected"
+    assert re.search(r"Latest check results\s+4\b", body), "four check results expected"
 
     shown_counts = {name: metadata_value(browser, name) for name in COUNTS}
     assert shown_counts == {name: str(getattr(run, name)) for name in COUNTS}

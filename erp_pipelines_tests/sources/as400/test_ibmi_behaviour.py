@@ -215,6 +215,7 @@ def test_a_sentinel_change_stamp_does_not_freeze_the_sensor_marker(
     seed: Callable[..., SeedManifest], as400: As400Resource, as400_source_sql: Callable[[str], None],
 ) -> None:
     """One row stamped 9991231 ("never") was the newest stamp for ever, so updates stopped moving the marker."""
+    as400 = as400.replaced(change_tracking="stamps")  # the stamp marker; a journaled file's is the journal's
     seed(products=10, bad_share=0.0)
     as400_source_sql("""update "PRODUCTLIB"."PRODUCTS" set "CHGDAT" = 9991231 where "ITEMNO" = 'ITM000000001'""")
     before = as400.source().change_markers([PRODUCT])["product"]
@@ -229,6 +230,7 @@ def test_a_sensor_on_a_file_without_a_stamp_index_fails_naming_the_index_to_crea
     seed: Callable[..., SeedManifest], as400: As400Resource, as400_source_sql: Callable[[str], None],
 ) -> None:
     """Without an index led by CHGDAT, CHGTIM every tick sorts the file on IBM i (Ordering optimization)."""
+    as400 = as400.replaced(change_tracking="stamps")  # the stamp marker; a journaled file's is the journal's
     seed(products=3, bad_share=0.0)
     as400_source_sql('drop index "PRODUCTLIB"."PRODUCTS_CHG"')
     try:
