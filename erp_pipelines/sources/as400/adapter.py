@@ -77,6 +77,17 @@ def is_data_mapping_error(exc: Exception) -> bool:
     return bool(_DATA_MAPPING_ERROR.search(str(exc)))
 
 
+def bound_connection(settings: As400Settings, what: str) -> arrow_odbc.Connection:
+    """An arrow-odbc connection whose statements bind their parameters at the server (they carry names or keys)."""
+    try:
+        return arrow_odbc.connect(
+            connection_string=settings.connection_string(with_credentials=True, bind_on_server=True),
+            login_timeout_sec=settings.login_timeout_seconds,
+        )
+    except arrow_odbc.Error as exc:
+        raise settings.connection_error(what, exc) from None
+
+
 class As400Extraction:
     """One streamed read; tracks the newest valid change stamp for the next watermark.
 
@@ -228,13 +239,7 @@ class As400Extraction:
 
     def _bound_connection(self) -> arrow_odbc.Connection:
         """One connection for the narrowing statements, whose parameters carry key values (bound at the server)."""
-        try:
-            return arrow_odbc.connect(
-                connection_string=self._settings.connection_string(with_credentials=True, bind_on_server=True),
-                login_timeout_sec=self._settings.login_timeout_seconds,
-            )
-        except arrow_odbc.Error as exc:
-            raise self._settings.connection_error(f"reading {self._spec.source_table} failed", exc) from None
+        return bound_connection(self._settings, f"reading {self._spec.source_table} failed")
 
     def _without_delivered(self, batch: pa.RecordBatch, skip: dict[tuple, int]) -> pa.RecordBatch:
         """Drops copies of the key that straddled the failure and were delivered before it."""
@@ -484,7 +489,7 @@ class As400Source:
             # Text buffers sized to the image: the driver reports HEX() results as unbounded text, and arrow-odbc
             # would otherwise allocate its largest text size for every row of a window.
             longest = 2 * (image_layout.record_length + len(image_layout.fields)) + 64
-            read = functools.partial(self._journal_window, max_text_size=longest)
+            read = functools.partial(self._journal_window, [], max_text_size=longest)
             yield JournalExtraction(spec, journal, chain, position, image_layout, read,
                                     window=self.settings.journal_window, batch_rows=self.settings.batch_rows,
                                     table_keyword=self._optimize,
@@ -543,15 +548,15 @@ class As400Source:
         return [receiver_from_row(row)
                 for row in self._run(connection, sql.journal_receivers(journal.library, journal.name), table)]
 
-    def _journal_window(self, statement: sql.Statement, *, max_text_size: int) -> pa.Table:
-        """One bounded window of journal entries, its parameters bound at the server (they carry names)."""
+    def _journal_window(self, connections: list[arrow_odbc.Connection], statement: sql.Statement, *,
+                        max_text_size: int) -> pa.Table:
+        """One bounded window of journal entries, its parameters bound at the server (they carry names), on the
+        extraction's one connection (opened with the first window)."""
         sql.guard_journal_read(statement.sql)
+        if not connections:
+            connections.append(bound_connection(self.settings, "reading the journal failed"))
         try:
-            connection = arrow_odbc.connect(
-                connection_string=self.settings.connection_string(with_credentials=True, bind_on_server=True),
-                login_timeout_sec=self.settings.login_timeout_seconds,
-            )
-            reader = connection.read_arrow_batches(
+            reader = connections[0].read_arrow_batches(
                 query=statement.sql, parameters=list(statement.parameters),
                 batch_size=min(self.settings.journal_window, 2_000), max_text_size=max_text_size,
                 payload_text_encoding=self.settings.text_encoding)

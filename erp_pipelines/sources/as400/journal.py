@@ -255,8 +255,7 @@ def _joined(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 def decode_images(layout: RecordLayout, entries: pa.RecordBatch, columns: list[str]) -> list[pa.RecordBatch | None]:
     """Each entry's record as a one-row batch of the spec's source columns; None for an entry with no record."""
-    images = entries.column(len(entries.schema) - 2)
-    indicators = entries.column(len(entries.schema) - 1)
+    images, indicators = (entries.column(name) for name in sql.JOURNAL_HEX_COLUMNS)
     present = [index for index, image in enumerate(images.to_pylist()) if image]
     decoded: list[pa.RecordBatch | None] = [None] * entries.num_rows
     if not present:

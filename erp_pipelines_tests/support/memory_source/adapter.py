@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -69,4 +70,5 @@ class MemorySource:
         return len(self.rows)
 
     def change_markers(self, specs: list[TableSpec], previous: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {spec.entity: str(hash(tuple(self.rows))) for spec in specs}
+        digest = hashlib.sha256(repr(self.rows).encode()).hexdigest()  # the same in every process
+        return {spec.entity: digest for spec in specs}
