@@ -11,8 +11,9 @@ from pydantic import Field
 from erp_pipelines.cadence import freshness_policy
 from erp_pipelines.catalog import CATALOG, system_of
 from erp_pipelines.core.source import PermanentSourceError, SyncSourceError
-from erp_pipelines.core.spec import TableSpec, live
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import SyncReport, run_sync
+from erp_pipelines.engine.target import target_of
 from erp_pipelines.progress import ProgressReporter
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.system import resource_of
@@ -38,6 +39,10 @@ def source_asset_key(spec: TableSpec) -> dg.AssetKey:
 
 
 def table_asset_key(spec: TableSpec) -> dg.AssetKey:
+    """`app/<table>` for a project-owned table; an application table may be written by one spec per source
+    system (4D products and AS400 items share `products_product`), so its key names the source too."""
+    if spec.writes_application:
+        return dg.AssetKey(["application", spec.source_system, spec.target_table])
     return dg.AssetKey(["app", spec.target_table])
 
 
@@ -138,11 +143,7 @@ def rejected_share_result(report: SyncReport) -> dg.AssetCheckResult:
 
 def live_row_count(engine: sa.Engine, spec: TableSpec) -> int:
     with engine.connect() as connection:
-        return int(
-            connection.exec_driver_sql(
-                f'select count(*) from "{spec.target_table}" where {live()}'
-            ).scalar_one()
-        )
+        return target_of(spec).count_live(connection)
 
 
 def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -166,7 +167,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                         "still loads every valid row and its downstream tables still run.",
         )],
         metadata={
-            "dagster/table_name": f"erp_app.public.{spec.target_table}",
+            "dagster/table_name": f"erp_app.{target_of(spec).qualified_name}",
             "dagster/column_schema": column_schema(spec.model),
             "business_key": ", ".join(spec.business_key),
             "source_table": spec.source_table,

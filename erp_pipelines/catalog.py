@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import sqlalchemy as sa
 
 from erp_pipelines.app_db.tables import metadata, table_of
@@ -9,7 +11,30 @@ from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.registry import SYSTEMS
 from erp_pipelines.sources.system import SourceSystem
 
-CATALOG: tuple[TableSpec, ...] = tuple(spec for system in SYSTEMS for spec in system.tables)
+TARGETS = ("project", "application")
+
+
+class TargetSettingError(ValueError):
+    """ERP_TARGET names neither target kind."""
+
+
+def _target_kind() -> str:
+    kind = os.environ.get("ERP_TARGET", "project").strip() or "project"
+    if kind not in TARGETS:
+        raise TargetSettingError(f"ERP_TARGET={kind!r}: use 'project' (tables the project creates) or "
+                                 f"'application' (the application's own tables, each spec's `application` mapping)")
+    return kind
+
+
+def _targeted(spec: TableSpec, kind: str) -> TableSpec:
+    """With ERP_TARGET=application every spec that maps onto an application table writes it; the others
+    keep their project-owned table."""
+    return spec.onto_application() if kind == "application" and spec.application is not None else spec
+
+
+PROJECT_SPECS: tuple[TableSpec, ...] = tuple(spec for system in SYSTEMS for spec in system.tables)
+"""Every spec as declared (project-owned targets): what the project's migrations create."""
+CATALOG: tuple[TableSpec, ...] = tuple(_targeted(spec, _target_kind()) for spec in PROJECT_SPECS)
 
 
 class UnknownEntityError(KeyError):
@@ -40,6 +65,6 @@ def system_of(spec: TableSpec) -> SourceSystem:
 
 def application_metadata() -> sa.MetaData:
     """The audit tables plus every catalog table: what the migrations create."""
-    for spec in CATALOG:
+    for spec in PROJECT_SPECS:
         table_of(spec)
     return metadata

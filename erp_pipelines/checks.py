@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from erp_pipelines.app_db.tables import sync_watermark
 from erp_pipelines.assets import table_asset_key
 from erp_pipelines.catalog import CATALOG, system_of
-from erp_pipelines.core.spec import TableSpec, live
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.reconcile import reconcile
+from erp_pipelines.engine.target import target_of
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.system import resource_of
 
@@ -18,10 +19,12 @@ POSITION_CHECK_NAME = "source_position_retained"
 
 
 def _live_counts(engine: sa.Engine, spec: TableSpec) -> tuple[int, int]:
-    key = ", ".join(f'"{c}"' for c in spec.business_key)
+    target = target_of(spec)
+    key = target.columns(spec.business_key, "t")
     with engine.connect() as connection:
         total, distinct = connection.exec_driver_sql(
-            f'select count(*), count(distinct ({key})) from "{spec.target_table}" where {live()}'
+            f"select count(*), count(distinct ({key})) from {target.name} t "
+            f"where {target.live('t')} and {target.owned('t')}"
         ).one()
     return int(total), int(distinct)
 

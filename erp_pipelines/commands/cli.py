@@ -26,6 +26,7 @@ from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
 from erp_pipelines.core.source import SettingError
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import shown_key
+from erp_pipelines.engine.drift import application_table_differences
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.progress import showing_progress
 from erp_pipelines.sources.registry import SYSTEMS
@@ -250,7 +251,23 @@ def test_connection(source: str) -> None:
         except Exception as exc:
             failed = True
             click.echo(f"{system.name}: FAILED — {type(exc).__name__}: {exc}", err=True)
+    failed = _check_application_tables(source) or failed
     sys.exit(1 if failed else 0)
+
+
+def _check_application_tables(source: str) -> bool:
+    """The drift check of every application-owned target (`engine.drift`); True when one differs."""
+    specs = [spec for spec in CATALOG if spec.writes_application and source in ("all", spec.source_system)]
+    if not specs:
+        return False
+    failed = False
+    with _engine().connect() as connection:
+        for spec in specs:
+            problems = application_table_differences(connection, spec)
+            failed = failed or bool(problems)
+            verdict = "matches the mapping" if not problems else "DIFFERS: " + "; ".join(problems)
+            click.echo(f"application table {spec.target_table} ({spec.entity}): {verdict}", err=bool(problems))
+    return failed
 
 
 @main.command()

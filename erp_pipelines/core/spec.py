@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import pandera.pandas as pa_pandas
@@ -68,6 +68,64 @@ class ChangeTracking:
 
 
 @dataclass(frozen=True)
+class SoftDeleteFlag:
+    """A row deleted at the source stays, with this boolean column false (Django's `is_active`)."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class SoftDeleteTimestamp:
+    """A row deleted at the source stays, with this timestamp column set (`deleted_at`); live while NULL."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class HardDelete:
+    """A row deleted at the source is deleted (its children's own specs must not reference it)."""
+
+
+@dataclass(frozen=True)
+class KeepDeleted:
+    """Rows are never deleted or marked (get-or-create tables such as categories)."""
+
+
+Deletion = SoftDeleteFlag | SoftDeleteTimestamp | HardDelete | KeepDeleted
+
+
+@dataclass(frozen=True)
+class ApplicationTable:
+    """A target table the application owns (its migrations define it): the project reads and writes rows
+    and never creates or alters it; each run first compares it with this mapping (`engine.drift`).
+
+    Every spec column lands in the application column of the same name unless `renamed`; a foreign key
+    lands in the application's surrogate-id column named in `references` (`category` → `category_id`),
+    resolved from the parent's business key. The business key's columns must carry a unique index of the
+    application table, which is how rows are matched. Application columns the spec does not map are left
+    alone on update and take their database defaults on insert."""
+
+    table: str
+    schema: str = "public"
+    renamed: tuple[tuple[str, str], ...] = ()
+    """(spec column, application column) pairs."""
+    references: tuple[tuple[str, str], ...] = ()
+    """(first column of a spec foreign key, application column holding the parent's surrogate id) pairs."""
+    deletion: Deletion = KeepDeleted()
+    surrogate_key: str = "id"
+
+    def column(self, spec_column: str) -> str:
+        return dict(self.renamed).get(spec_column, spec_column)
+
+    def reference(self, fk: ForeignKey) -> str:
+        try:
+            return dict(self.references)[fk.columns[0]]
+        except KeyError:
+            raise ValueError(f"{self.table}: no application column is declared for the reference "
+                             f"{', '.join(fk.columns)} → {fk.parent.entity}") from None
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One synced entity: source table, business key, column mapping, validation model, target, cadence."""
 
@@ -93,6 +151,10 @@ class TableSpec:
     aliases: tuple[str, ...] = ()
     """Other names operators know the entity by (the seed documents' `stock`, the 4D table `Products`): they
     work wherever an entity is named (`--entity`), compared without regard to case, and must be unique."""
+    application: ApplicationTable | None = None
+    """How the entity maps onto the application's own table, when the application has one."""
+    writes_application: bool = False
+    """Whether this spec writes `application` (else the project-owned `target_table`): see `onto_application`."""
 
     def __post_init__(self) -> None:
         if any(alias != alias.strip() or not alias for alias in self.aliases):
@@ -132,5 +194,23 @@ class TableSpec:
         """The specs this one references, each once: loaded first, rows without a live parent rejected."""
         return tuple({fk.parent.entity: fk.parent for fk in self.foreign_keys}.values())
 
+    def onto_application(self) -> TableSpec:
+        """The same entity written into the application's table, its parents too (memoized per entity, so
+        every reference to a parent is the same spec object)."""
+        if self.writes_application:
+            return self
+        if self.application is None:
+            raise ValueError(f"entity {self.entity!r} declares no application table")
+        known = _ONTO_APPLICATION.get(self.entity)
+        if known is None:
+            fks = tuple(replace(fk, parent=fk.parent.onto_application()) for fk in self.foreign_keys)
+            known = replace(self, foreign_keys=fks, writes_application=True,
+                            target_table=self.application.table)
+            _ONTO_APPLICATION[self.entity] = known
+        return known
+
     def column(self, target: str) -> Column:
         return next(column for column in self.columns if column.target == target)
+
+
+_ONTO_APPLICATION: dict[str, TableSpec] = {}

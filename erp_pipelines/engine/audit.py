@@ -78,9 +78,16 @@ class Audit:
         self.spec = spec
 
     def load_watermark(self) -> Watermark | None:
-        return self.connection.execute(
-            sa.select(sync_watermark.c.value).where(sync_watermark.c.entity == self.spec.entity)
-        ).scalar_one_or_none()
+        """The stored watermark, unless it was saved by a run into another target table (ERP_TARGET switched
+        between the project's and the application's table): that table is behind, so the run reads in full."""
+        row = self.connection.execute(
+            sa.select(sync_watermark.c.value, sync_run.c.target_table)
+            .outerjoin(sync_run, sync_run.c.id == sync_watermark.c.sync_run_id)
+            .where(sync_watermark.c.entity == self.spec.entity)
+        ).one_or_none()
+        if row is None or (row.target_table is not None and row.target_table != self.spec.target_table):
+            return None
+        return row.value
 
     def lock_entity(self) -> None:
         """One sync per entity at a time, across processes: a session advisory lock, released by

@@ -27,16 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import AUDIT_COLUMNS
-from erp_pipelines.core.spec import DELETED_AT, ForeignKey, TableSpec, live
+from erp_pipelines.core.spec import ForeignKey, TableSpec
 from erp_pipelines.engine.postgres import columns as _columns
 from erp_pipelines.engine.postgres import copy_arrow, quote
+from erp_pipelines.engine.target import Target, target_of, typed_columns
 
 POSITION = "_pos"
 VALID = "_valid"
 MAX_UNIQUE_ROUNDS = 50
 WORK_MEM = "64MB"
-AUDIT = _columns(AUDIT_COLUMNS)
 
 
 def _equal(names: Iterable[str], left: str, right: str) -> str:
@@ -68,20 +67,21 @@ class MergeOutcome:
 class RunStage:
     """One run's stage of one entity, on the run's connection and inside its transaction."""
 
-    def __init__(self, connection: sa.Connection, spec: TableSpec, table: sa.Table,
-                 parents: dict[str, sa.Table], sync_run_id: int) -> None:
+    def __init__(self, connection: sa.Connection, spec: TableSpec, sync_run_id: int) -> None:
         self.connection = connection
         self.spec = spec
-        self.table = table
-        self.parents = parents
+        self.target: Target = target_of(spec)
         self.sync_run_id = sync_run_id
         self.stage = f"stage_{spec.entity}"
         self.rejects = f"rejects_{spec.entity}"
         self.deletions = f"deletions_{spec.entity}"
         self.key = spec.business_key
-        self.values = tuple(c for c in spec.column_names if c not in spec.business_key)
         self.initial_load = False
-        self.foreign_keys = sorted(table.foreign_key_constraints, key=lambda fk: fk.name or "")
+        self.foreign_keys = self.target.foreign_keys_for_initial_load()
+
+    def _match(self, names: Iterable[str], stage: str, target: str = "t") -> str:
+        """Stage row `stage` and target row `target` have the same values of these spec columns."""
+        return " and ".join(f"{stage}.{quote(n)} = {target}.{quote(self.target.column(n))}" for n in names)
 
     def _execute(self, statement: str, parameters: dict | None = None) -> sa.CursorResult:
         return self.connection.exec_driver_sql(statement, parameters or {})
@@ -92,20 +92,19 @@ class RunStage:
 
     def prepare(self) -> None:
         """Creates the temporary tables; an empty target makes this run an initial load."""
-        target = quote(self.table.name)
+        target = self.target.name
         # The run-level rules aggregate and join the whole read: with PostgreSQL's default 4 MB they spill to
         # disk in batches. For this transaction only ("SET LOCAL", PostgreSQL manual, Resource Consumption).
         self._execute(f"set local work_mem = '{WORK_MEM}'")
         for name in (self.stage, self.rejects, self.deletions):
             self._execute(f"drop table if exists {quote(name)}")
-        self._execute(
-            f"create temporary table {quote(self.stage)} as select {_columns(self.spec.column_names)}, "
-            f"0::bigint as {POSITION}, true as {VALID} from {target} with no data"
-        )
+        staged = typed_columns(self.spec, self.spec.column_names)
+        self._execute(f"create temporary table {quote(self.stage)} ({staged}, {POSITION} bigint, {VALID} boolean)")
         self._execute(f"create temporary table {quote(self.rejects)} ({POSITION} bigint, rule text, message text)")
-        self._execute(f"create temporary table {quote(self.deletions)} as select {_columns(self.key)}, "
-                      f"'' as reason from {target} with no data")
-        self.initial_load = self._execute(f"select not exists (select 1 from {target})").scalar_one()
+        self._execute(f"create temporary table {quote(self.deletions)} ({typed_columns(self.spec, self.key)}, "
+                      f"reason text)")
+        self.initial_load = self._execute(
+            f"select not exists (select 1 from {target} t where {self.target.owned('t')})").scalar_one()
 
     def add(self, decoded: pa.Table, first_position: int, valid: np.ndarray) -> None:
         """Stages one batch: every row whose business key decoded, valid or not (duplicates count all).
@@ -165,10 +164,10 @@ class RunStage:
         )
 
     def _no_live_parent(self, fk: ForeignKey, alias: str) -> str:
-        parent = self.parents[fk.parent.entity]
+        parent = target_of(fk.parent)
         pairs = list(zip(fk.columns, fk.parent_columns, strict=True))
-        join = " and ".join(f"p.{quote(pc)} = {alias}.{quote(c)}" for c, pc in pairs)
-        return f"not exists (select 1 from {quote(parent.name)} p where {join} and {live('p')})"
+        join = " and ".join(f"p.{quote(parent.column(pc))} = {alias}.{quote(c)}" for c, pc in pairs)
+        return f"not exists (select 1 from {parent.name} p where {join} and {parent.live('p')})"
 
     def _reject_missing_parents(self) -> None:
         for fk in self.spec.foreign_keys:
@@ -182,27 +181,30 @@ class RunStage:
     def _plan_deletions(self) -> None:
         """Full read: live rows whose key was not read at all are deleted at the source. Orphans: live rows
         whose every read copy lost its parent are withdrawn (they would reference a deleted parent)."""
-        target, stage, deletions = quote(self.table.name), quote(self.stage), quote(self.deletions)
+        target, stage, deletions = self.target.name, quote(self.stage), quote(self.deletions)
+        if self.target.keeps_deleted:
+            return
+        owned_live = f"{self.target.live('t')} and {self.target.owned('t')}"
         if not self.spec.distinct_values_of:
             self._execute(
-                f"insert into {deletions} select {_columns(self.key, 't.')}, 'deleted at the source' "
-                f"from {target} t where {live('t')} "
-                f"and not exists (select 1 from {stage} s where {_equal(self.key, 's', 't')})"
+                f"insert into {deletions} select {self.target.columns(self.key, 't')}, 'deleted at the source' "
+                f"from {target} t where {owned_live} "
+                f"and not exists (select 1 from {stage} s where {self._match(self.key, 's')})"
             )
         if self.spec.foreign_keys:
             self._execute(
-                f"insert into {deletions} select distinct {_columns(self.key, 't.')}, 'parent no longer live' "
-                f"from {target} t join {stage} s on {_equal(self.key, 's', 't')} "
+                f"insert into {deletions} select distinct {self.target.columns(self.key, 't')}, "
+                f"'parent no longer live' from {target} t join {stage} s on {self._match(self.key, 's')} "
                 f"join {quote(self.rejects)} r on r.{POSITION} = s.{POSITION} "
                 f"and starts_with(r.rule, 'missing_parent:') "
-                f"where {live('t')} and not exists (select 1 from {stage} a "
-                f"where {_equal(self.key, 'a', 't')} and {self._accepted('a')})"
+                f"where {owned_live} and not exists (select 1 from {stage} a "
+                f"where {self._match(self.key, 'a')} and {self._accepted('a')})"
             )
 
     def _reject_unique_clashes(self) -> None:
         """Unique values judged on the converged state, repeated until stable: rejecting a row leaves its
         old target row (and value) in place, which may in turn clash with another row of the read."""
-        stage, target, deletions = quote(self.stage), quote(self.table.name), quote(self.deletions)
+        stage, target, deletions = quote(self.stage), self.target.name, quote(self.deletions)
         for unique in self.spec.unique:
             columns, rule = _columns(unique), f"duplicate_{'_'.join(unique)}"
             present = " and ".join(f"{{a}}.{quote(c)} is not null" for c in unique)
@@ -211,10 +213,11 @@ class RunStage:
                     f"with accepted as (select * from {stage} s where {self._accepted('s')} "
                     f"and {present.format(a='s')}), "
                     f"converged as (select {_columns(self.key)}, {columns}, true as staged from accepted "
-                    f"union all select {_columns(self.key, 't.')}, {_columns(unique, 't.')}, false from {target} t "
-                    f"where {live('t')} and ({_columns(unique, 't.')}) in (select {columns} from accepted) "
-                    f"and not exists (select 1 from accepted a where {_equal(self.key, 'a', 't')}) "
-                    f"and not exists (select 1 from {deletions} d where {_equal(self.key, 'd', 't')})), "
+                    f"union all select {self.target.columns(self.key, 't')}, {self.target.columns(unique, 't')}, "
+                    f"false from {target} t where {self.target.live('t')} "
+                    f"and ({self.target.columns(unique, 't')}) in (select {columns} from accepted) "
+                    f"and not exists (select 1 from accepted a where {self._match(self.key, 'a')}) "
+                    f"and not exists (select 1 from {deletions} d where {self._match(self.key, 'd')})), "
                     f"clash as (select {columns}, string_agg({self._shown(self.key, 'c')} || "
                     f"case when c.staged then ' (this read)' else ' (live, not changed by this read)' end, "
                     f"'; ' order by c.staged) as holders from converged c group by {columns} having count(*) > 1) "
@@ -241,14 +244,14 @@ class RunStage:
         outcome = MergeOutcome()
         if self.initial_load:
             for constraint in self.foreign_keys:
-                self._execute(f"alter table {quote(self.table.name)} drop constraint {quote(constraint.name)}")
+                self._execute(f"alter table {self.target.name} drop constraint {quote(constraint.name)}")
         outcome.deleted, outcome.withdrawn = self._apply_deletions()
         self._vacate_moving_unique_values()
         accepted = self._execute(f"select count(*) from {quote(self.stage)} s where {self._accepted('s')}").scalar_one()
         outcome.created, outcome.updated = self._upsert()
         outcome.unchanged = int(accepted) - outcome.created - outcome.updated
         if self.initial_load:
-            self._execute(f"analyze {quote(self.table.name)}")
+            self._execute(f"analyze {self.target.name}")
             for constraint in self.foreign_keys:
                 self._execute(str(sa.schema.AddConstraint(constraint).compile(dialect=self.connection.dialect)))
         for position, rule, message in self._execute(
@@ -269,12 +272,11 @@ class RunStage:
         return {int(row[0]) for row in rows}
 
     def _apply_deletions(self) -> tuple[int, int]:
-        rows = self._execute(
-            f"with gone as (select distinct on ({_columns(self.key)}) * from {quote(self.deletions)}) "
-            f"update {quote(self.table.name)} t set {DELETED_AT} = now(), sync_run_id = %(run)s from gone d "
-            f"where {_equal(self.key, 'd', 't')} and {live('t')} returning d.reason",
-            {"run": self.sync_run_id},
-        ).fetchall()
+        if self.target.keeps_deleted:
+            return 0, 0
+        gone = f"(select distinct on ({_columns(self.key)}) * from {quote(self.deletions)})"
+        rows = self._execute(self.target.delete(gone, self._match(self.key, "d"), "%(run)s"),
+                             {"run": self.sync_run_id}).fetchall()
         withdrawn = sum(1 for (reason,) in rows if reason == "parent no longer live")
         return len(rows), withdrawn
 
@@ -284,37 +286,48 @@ class RunStage:
         PostgreSQL checks a unique index row by row, not at the end of the statement, so a swap in one
         upsert would collide with itself; the upsert makes these rows live again with their new values.
         """
-        if self.initial_load:
+        if self.initial_load and self.target.owned_by_project:
             return
-        stage, target = quote(self.stage), quote(self.table.name)
+        stage, target = quote(self.stage), self.target
         for unique in self.spec.unique:
-            self._execute(
-                f"update {target} t set {DELETED_AT} = now() from {stage} s where {_equal(self.key, 's', 't')} "
-                f"and {self._accepted('s')} and {live('t')} "
-                f"and ({_columns(unique, 't.')}) is distinct from ({_columns(unique, 's.')})"
-            )
+            moving = (f"exists (select 1 from {stage} s where {self._match(self.key, 's')} and {self._accepted('s')} "
+                      f"and ({target.columns(unique, 't')}) is distinct from ({_columns(unique, 's.')})) "
+                      f"and {target.live('t')}")
+            if not target.owned_by_project:
+                moving = (f"({moving}) or (not {target.live('t')} and ({target.columns(unique, 't')}) in "
+                          f"(select {_columns(unique, 's.')} from {stage} s where {self._accepted('s')}))")
+            for statement in target.vacate(unique, moving):
+                self._execute(statement)
 
     def _upsert(self) -> tuple[int, int]:
         """Inserts new rows, updates changed, revived or vacated ones; returns (created, updated)."""
-        stage, target, names = quote(self.stage), quote(self.table.name), _columns(self.spec.column_names)
-        changed = f"select {names} from {stage} s where {self._accepted('s')}"
+        stage, target = quote(self.stage), self.target
+        written = target.written
+        names = _columns(name for name, _ in written)
+        key = [target.column(k) for k in self.key]
+        values = [name for name, _ in written if name not in key]
+        resolved = (f"select {', '.join(f'{expression} as {quote(name)}' for name, expression in written)} "
+                    f"from {stage} s where {self._accepted('s')}")
+        changed = f"select {names} from ({resolved}) r"
         if not self.initial_load:
-            same = (f" and ({_columns(self.values, 't.')}) is not distinct from ({_columns(self.values, 's.')})"
-                    if self.values else "")
-            changed += (f" and not exists (select 1 from {target} t where {_equal(self.key, 't', 's')} "
-                        f"and {live('t')}{same})")
-        if self.initial_load:  # nothing to conflict with: the target was empty and duplicates are rejected
+            same = (f" and ({_columns(values, 't.')}) is not distinct from ({_columns(values, 'r.')})"
+                    if values else "")
+            match = " and ".join(f"t.{quote(k)} = r.{quote(k)}" for k in key)
+            changed += f" where not exists (select 1 from {target.name} t where {match} and {target.live('t')}{same})"
+        audit_names, audit_values = target.insert_audit("%(run)s")
+        insert_names = ", ".join([names, *map(quote, audit_names)])
+        insert_values = ", ".join([names, *audit_values])
+        if self.initial_load:  # nothing to conflict with: no row of the spec existed and duplicates are rejected
             inserted = self._execute(
-                f"insert into {target} ({names}, {AUDIT}) "
-                f"select {names}, now(), null, %(run)s from ({changed}) s", {"run": self.sync_run_id}).rowcount
+                f"insert into {target.name} ({insert_names}) select {insert_values} from ({changed}) s",
+                {"run": self.sync_run_id}).rowcount
             return int(inserted), 0
-        updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in self.values)
+        updates = ", ".join([*(f"{quote(c)} = excluded.{quote(c)}" for c in values), *filter(None, [target.revive()])])
+        conflict = f"do update set {updates}" if updates else "do nothing"
         row = self._execute(
-            f"with changed as (insert into {target} ({names}, {AUDIT}) "
-            f"select {names}, now(), null, %(run)s from ({changed}) s "
-            f"on conflict ({_columns(self.key)}) do update set "
-            f"{updates + ', ' if updates else ''}synced_at = now(), {DELETED_AT} = null, "
-            f"sync_run_id = excluded.sync_run_id "
+            f"with changed as (insert into {target.name} ({insert_names}) "
+            f"select {insert_values} from ({changed}) s "
+            f"on conflict ({_columns(key)}) {conflict} "
             f"returning (xmax = 0) as inserted) "
             f"select count(*) filter (where inserted), count(*) filter (where not inserted) from changed",
             {"run": self.sync_run_id},

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import table_of
 from erp_pipelines.core.source import SourceAdapter
-from erp_pipelines.core.spec import TableSpec, live
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import key_json
 from erp_pipelines.engine.postgres import copy_arrow, quote
+from erp_pipelines.engine.target import target_of, typed_columns
 from erp_pipelines.engine.validation import decode_business_key
 
 SAMPLE_SIZE = 10
@@ -50,32 +50,30 @@ def keys_only(spec: TableSpec) -> TableSpec:
 
 
 def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reconciliation:
-    table = table_of(spec)
+    target = target_of(spec)
     key = list(spec.business_key)
     keys_table = f"reconcile_{spec.entity}"
     result = Reconciliation()
-    names = ", ".join(quote(k) for k in key)
     with engine.connect() as connection:
         connection.exec_driver_sql(f"drop table if exists {quote(keys_table)}")
         connection.exec_driver_sql(
-            f"create temporary table {quote(keys_table)} as select {names}, ''::text as exact "
-            f"from {quote(table.name)} with no data"
-        )
+            f"create temporary table {quote(keys_table)} ({typed_columns(spec, key)}, exact text)")
         with source.extract(keys_only(spec), None) as extraction:
             for raw in extraction.batches():
                 exact = pa.array([key_json(k) for k in source.record_keys(spec, raw)], pa.string())
                 copy_arrow(connection, keys_table, decode_business_key(spec, raw).append_column("exact", exact))
                 result.source_records += raw.num_rows
-        match = " and ".join(f"t.{quote(k)} = r.{quote(k)}" for k in key)
+        match = " and ".join(f"t.{quote(target.column(k))} = r.{quote(k)}" for k in key)
         unaccounted = connection.exec_driver_sql(
-            f"select r.exact from {quote(keys_table)} r where not exists (select 1 from {quote(table.name)} t "
-            f"where {match} and {live('t')}) and not exists (select 1 from sync_error e "
+            f"select r.exact from {quote(keys_table)} r where not exists (select 1 from {target.name} t "
+            f"where {match} and {target.live('t')}) and not exists (select 1 from sync_error e "
             f"where e.entity = %(entity)s and e.resolved_at is null and e.source_key = r.exact::jsonb)",
             {"entity": spec.entity},
         ).scalars().all()
-        orphans = connection.exec_driver_sql(
-            f"select {names} from {quote(table.name)} t where {live('t')} "
-            f"and not exists (select 1 from {quote(keys_table)} r where {match})"
+        # A table that keeps deleted rows (`KeepDeleted`) holds keys the source no longer has by design.
+        orphans = [] if target.keeps_deleted else connection.exec_driver_sql(
+            f"select {target.columns(key, 't')} from {target.name} t where {target.live('t')} "
+            f"and {target.owned('t')} and not exists (select 1 from {quote(keys_table)} r where {match})"
         ).all()
         connection.rollback()
     result.unaccounted, result.unaccounted_sample = len(unaccounted), list(unaccounted[:SAMPLE_SIZE])

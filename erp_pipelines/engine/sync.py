@@ -19,13 +19,15 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import sync_alert, sync_run, table_of
+from erp_pipelines.app_db.tables import sync_alert, sync_run
 from erp_pipelines.core.source import Extraction, RecordKey, SourceAdapter, SourceChange, Watermark
-from erp_pipelines.core.spec import TableSpec, live
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import Audit, raw_records, shown_key
+from erp_pipelines.engine.drift import check_application_table
 from erp_pipelines.engine.loader import RunStage
 from erp_pipelines.engine.pipeline import BackgroundWriter, Prefetcher
 from erp_pipelines.engine.spill import RawSpill
+from erp_pipelines.engine.target import target_of
 from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate, decode_business_key
 
 SyncMode = Literal["incremental", "full", "replay"]
@@ -194,8 +196,7 @@ class SyncRun:
         self.report = report
         self.on_batch = on_batch
         self.run_id = report.sync_run_id or 0
-        self.stage = RunStage(connection, spec, table_of(spec),
-                              {parent.entity: table_of(parent) for parent in spec.parents}, self.run_id)
+        self.stage = RunStage(connection, spec, self.run_id)
         self.failures: dict[int, dict[str, str]] = {}
         self.open_keys: set[RecordKey] = set()
         self.open_keys_read: dict[RecordKey, list[int]] = {}
@@ -209,6 +210,7 @@ class SyncRun:
     def execute(self) -> None:
         if self.strategy.may_turn_full:
             self.force_full_if_needed()
+        check_application_table(self.connection, self.spec)
         self.stage.prepare()
         self.open_keys = set(self.audit.open_error_keys())
         if not self.strategy.moves_watermark:
@@ -333,9 +335,8 @@ class SyncRun:
     def finish(self, started: float) -> None:
         report = self.report
         report.duration_seconds = time.perf_counter() - started
-        live_rows = self.connection.exec_driver_sql(
-            f'select count(*) from "{self.spec.target_table}" where {live()}').scalar_one()
-        report.open_quarantined, report.table_rejected_share = self.audit.open_records_share(int(live_rows))
+        live_rows = target_of(self.spec).count_live(self.connection)
+        report.open_quarantined, report.table_rejected_share = self.audit.open_records_share(live_rows)
         report.status = "PARTIALLY_COMPLETED" if report.rejected or report.open_quarantined else "COMPLETED"
         messages = [report.forced_full_reason, report.rejected_share_message() if report.rejected_share_exceeded
                     else None]

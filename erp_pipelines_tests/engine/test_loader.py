@@ -11,7 +11,6 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import table_of
 from erp_pipelines.catalog import get_spec
 from erp_pipelines.engine.loader import MergeOutcome, RunStage
 
@@ -55,7 +54,7 @@ def _products(app_db: sa.Engine, pairs: list[tuple[str, str]]) -> None:
 def _run(app_db: sa.Engine, spec, batches: list[pa.Table], *, full: bool = False, run_id: int = 1) -> MergeOutcome:
     """Stages the batches as one read and merges them, committing like a run does."""
     with app_db.connect() as connection:
-        stage = RunStage(connection, spec, table_of(spec), {p.entity: table_of(p) for p in spec.parents}, run_id)
+        stage = RunStage(connection, spec, run_id)
         stage.prepare()
         position = 0
         for batch in batches:
@@ -127,7 +126,7 @@ def test_a_sku_held_by_two_records_or_by_an_untouched_row_is_rejected_naming_the
 def test_a_rejected_move_keeps_its_old_value_which_blocks_the_swap_partner(app_db: sa.Engine) -> None:
     _products(app_db, [("P1", "A"), ("P2", "B")])
     with app_db.connect() as connection:
-        stage = RunStage(connection, PRODUCT, table_of(PRODUCT), {}, 2)
+        stage = RunStage(connection, PRODUCT, 2)
         stage.prepare()
         stage.add(_product_rows([("P1", "B"), ("P2", "A")]), 0, np.array([True, False]))  # P2's update is bad
         outcome = stage.merge(full=False)

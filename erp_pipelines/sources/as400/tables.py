@@ -5,7 +5,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from erp_pipelines.core.decoders import Decimal, Flag, TrimmedText
-from erp_pipelines.core.spec import ChangeTracking, Column, ForeignKey, TableSpec
+from erp_pipelines.core.spec import (
+    ApplicationTable,
+    ChangeTracking,
+    Column,
+    ForeignKey,
+    HardDelete,
+    SoftDeleteTimestamp,
+    TableSpec,
+)
 from erp_pipelines.sources.as400.decoders import CyymmddDate, CyymmddHhmmssTimestamp
 from erp_pipelines.sources.as400.models import (
     ProductMeasurementModel,
@@ -41,9 +49,13 @@ PRODUCT = TableSpec(
     description="Product master data from the AS400 item master PRODUCTLIB.PRODUCTS.",
     change_tracking=CHANGED,
     unique=(("sku",),),
+    application=ApplicationTable("products_product", renamed=(("description", "name"), ("category", "item_class")),
+                                 deletion=SoftDeleteTimestamp("deleted_at")),
 )
 
 PARENT_PRODUCT = ForeignKey(columns=("item_number",), parent=PRODUCT, parent_columns=("item_number",))
+PRODUCT_ID = (("item_number", "product_id"),)
+"""In the application's tables a product is referenced by its surrogate id, resolved from the item number."""
 
 PRODUCT_MEASUREMENT = TableSpec(
     entity="product_measurement",
@@ -64,6 +76,7 @@ PRODUCT_MEASUREMENT = TableSpec(
     description="Product dimensions and weights from PRODUCTLIB.MEASUREMENTS.",
     change_tracking=CHANGED,
     foreign_keys=(PARENT_PRODUCT,),
+    application=ApplicationTable("products_productmeasurement", references=PRODUCT_ID, deletion=HardDelete()),
 )
 
 PRODUCT_PRICING = TableSpec(
@@ -87,6 +100,7 @@ PRODUCT_PRICING = TableSpec(
     description="Price-list prices with validity dates from PRODUCTLIB.PRICING.",
     change_tracking=CHANGED,
     foreign_keys=(PARENT_PRODUCT,),
+    application=ApplicationTable("products_productpricing", references=PRODUCT_ID, deletion=HardDelete()),
 )
 
 PRODUCT_STOCK = TableSpec(
@@ -112,6 +126,7 @@ PRODUCT_STOCK = TableSpec(
     description="Inventory levels per product and warehouse from INVENTORYLIB.INVENTORY.",
     change_tracking=CHANGED,
     foreign_keys=(PARENT_PRODUCT,),
+    application=ApplicationTable("products_productstock", references=PRODUCT_ID, deletion=HardDelete()),
 )
 
 AS400_TABLES: tuple[TableSpec, ...] = (PRODUCT, PRODUCT_MEASUREMENT, PRODUCT_PRICING, PRODUCT_STOCK)

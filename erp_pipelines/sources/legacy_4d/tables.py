@@ -9,7 +9,16 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from erp_pipelines.core.decoders import Boolean, Decimal, Decoded, Integer, Template, Text, TrimmedText
-from erp_pipelines.core.spec import ChangeTracking, Column, ForeignKey, TableSpec
+from erp_pipelines.core.spec import (
+    ApplicationTable,
+    ChangeTracking,
+    Column,
+    ForeignKey,
+    HardDelete,
+    SoftDeleteFlag,
+    SoftDeleteTimestamp,
+    TableSpec,
+)
 from erp_pipelines.sources.legacy_4d.decoders import FourDDate, FourDTime
 from erp_pipelines.sources.legacy_4d.models import (
     ErpBillOfMaterialModel,
@@ -23,6 +32,8 @@ from erp_pipelines.sources.legacy_4d.models import (
 
 # 4D's change marker is a stamp, not a time: the overlap re-read is counted in stamps by the 4D adapter
 # (LEGACY_SYNC_OVERLAP_STAMPS), so no overlap in seconds applies here.
+DELETED_AT = SoftDeleteTimestamp("deleted_at")
+"""The application's soft-delete column of the 4D entities' tables (`deleted_at` set when 4D deleted the record)."""
 GLOBAL_STAMP = ChangeTracking(columns=("__GlobalStamp",), overlap_seconds=0)
 
 
@@ -71,6 +82,7 @@ ERP_CATEGORY = TableSpec(
     description="Product categories, created from the distinct Category values of 4D Products (get-or-create: "
                 "never deleted by a sync), decoded exactly as erp_product.category is.",
     distinct_values_of="Category",
+    application=ApplicationTable("products_category"),
 )
 
 ERP_PRODUCT = TableSpec(
@@ -99,6 +111,7 @@ ERP_PRODUCT = TableSpec(
     change_tracking=GLOBAL_STAMP,
     foreign_keys=(ForeignKey(columns=("category",), parent=ERP_CATEGORY, parent_columns=("name",)),),
     unique=(("sku",),),
+    application=ApplicationTable("products_product", references=(("category", "category_id"),), deletion=DELETED_AT),
 )
 
 ERP_CUSTOMER = TableSpec(
@@ -125,6 +138,7 @@ ERP_CUSTOMER = TableSpec(
     cadence="daily",
     description="Customers of the 4D ERP.",
     change_tracking=GLOBAL_STAMP,
+    application=ApplicationTable("sales_customer", deletion=DELETED_AT),
 )
 
 _ORDER_CUSTOMER, _ORDER_CUSTOMER_FK = _reference("customer_legacy_id", "CustomerID", ERP_CUSTOMER)
@@ -150,6 +164,8 @@ ERP_ORDER = TableSpec(
     description="Sales orders of the 4D ERP; each references a customer.",
     change_tracking=GLOBAL_STAMP,
     foreign_keys=(_ORDER_CUSTOMER_FK,),
+    application=ApplicationTable("sales_order", references=(("customer_legacy_id", "customer_id"),),
+                                 deletion=DELETED_AT),
 )
 
 _INVOICE_ORDER, _INVOICE_ORDER_FK = _reference("order_legacy_id", "OrderID", ERP_ORDER)
@@ -175,6 +191,8 @@ ERP_INVOICE = TableSpec(
     description="Invoices of the 4D ERP; each references an order.",
     change_tracking=GLOBAL_STAMP,
     foreign_keys=(_INVOICE_ORDER_FK,),
+    application=ApplicationTable("sales_invoice", references=(("order_legacy_id", "order_id"),),
+                                 deletion=DELETED_AT),
 )
 
 _INVENTORY_PRODUCT, _INVENTORY_PRODUCT_FK = _reference("product_legacy_id", "ProductID", ERP_PRODUCT)
@@ -199,6 +217,8 @@ ERP_INVENTORY = TableSpec(
     description="Stock per product and warehouse in the 4D ERP.",
     change_tracking=GLOBAL_STAMP,
     foreign_keys=(_INVENTORY_PRODUCT_FK,),
+    application=ApplicationTable("inventory_inventory", references=(("product_legacy_id", "product_id"),),
+                                 deletion=HardDelete()),
 )
 
 _BOM_PARENT, _BOM_PARENT_FK = _reference("parent_product_legacy_id", "ParentProductID", ERP_PRODUCT)
@@ -222,6 +242,10 @@ ERP_BILL_OF_MATERIAL = TableSpec(
     description="Bill-of-materials lines of manufactured products in the 4D ERP.",
     change_tracking=GLOBAL_STAMP,
     foreign_keys=(_BOM_PARENT_FK, _BOM_COMPONENT_FK),
+    application=ApplicationTable(
+        "inventory_billofmaterial", deletion=SoftDeleteFlag("is_active"),
+        references=(("parent_product_legacy_id", "parent_product_id"),
+                    ("component_product_legacy_id", "component_product_id"))),
 )
 
 LEGACY_4D_TABLES: tuple[TableSpec, ...] = (
