@@ -24,6 +24,8 @@ setup(
         "pgpq==0.12.0",
         "requests==2.34.2",
         "click>=8.1",
+        # the sandbox's application (erp_sandbox/django_erp): the ERP the sync writes into
+        "Django==5.2.19",
     ],
     extras_require={
         "dev": [

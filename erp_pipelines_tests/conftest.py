@@ -10,6 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
+# The suite's catalog writes the project's own tables, whatever `.env` says for the demo (ERP_TARGET); the tests
+# of the application's tables ask for them (`TableSpec.onto_application`). Set before the catalog is imported,
+# and inherited by the CLI and Dagster processes the tests start.
+os.environ["ERP_TARGET"] = "project"
+
 import psycopg2
 import pytest
 import sqlalchemy as sa
@@ -18,6 +23,8 @@ from alembic import command
 from erp_pipelines.app_db.engine import app_engine
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.sources.as400.resource import As400Resource
+from erp_pipelines_tests.support.django_app import DjangoApp, setup_orm
+from erp_pipelines_tests.support.django_app import migrate as migrate_django
 from erp_pipelines_tests.support.sandbox import ROOT, as400_test_resource, empty_app_database
 from erp_sandbox.as400.seed import SeedManifest, seed_as400
 
@@ -64,6 +71,22 @@ def app_url() -> str:
 def app_db(app_url: str) -> sa.Engine:
     """The application database, emptied before each test."""
     return empty_app_database(app_url)
+
+
+@pytest.fixture(scope="session")
+def django_session(app_url: str) -> DjangoApp:
+    """The sandbox Django application migrated into the test application database (once per session)."""
+    url = os.environ["TEST_DJANGO_DATABASE_URL"]
+    app = migrate_django(url, app_url)
+    setup_orm(url)
+    return app
+
+
+@pytest.fixture
+def django_app(django_session: DjangoApp, app_db: sa.Engine) -> DjangoApp:
+    """The application's tables, emptied before each test (with the project's, by `app_db`)."""
+    django_session.empty()
+    return django_session
 
 
 @pytest.fixture(scope="session")

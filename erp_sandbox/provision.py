@@ -24,7 +24,12 @@ SECRET_NAMES = (
     "AS400_PASSWORD",
     "LEGACY4D_STORE_PASSWORD",
     "LEGACY_API_PASSWORD",
+    "ERP_DJANGO_PASSWORD",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ADMIN_PASSWORD",
 )
+# Django warns about a secret key shorter than 50 characters; 64 hex digits.
+SECRET_BYTES = {"DJANGO_SECRET_KEY": 32}
 
 # role -> (password variable, login options)
 ROLES = {
@@ -33,7 +38,12 @@ ROLES = {
     "as400_owner": ("AS400_OWNER_PASSWORD", ""),
     "as400_reader": ("AS400_PASSWORD", ""),
     "legacy4d": ("LEGACY4D_STORE_PASSWORD", ""),
+    "erp_django": ("ERP_DJANGO_PASSWORD", ""),
 }
+
+# The sandbox Django ERP (erp_sandbox/django_erp) lives in the application databases, in tables its own
+# role owns; the sync's role gets rows, never DDL (the application's migrations alone change the schema).
+DJANGO_OWNER = "erp_django"
 
 AS400_DSN_NAME = "ERP_AS400_SANDBOX"
 
@@ -59,7 +69,7 @@ def _write_private(path: Path, text: str) -> None:
 def ensure_secrets(out: Path) -> None:
     """Generates the sandbox passwords once; a rerun keeps the existing ones."""
     existing = _read_env_file(out)
-    values = {name: existing.get(name) or secrets.token_hex(16) for name in SECRET_NAMES}
+    values = {name: existing.get(name) or secrets.token_hex(SECRET_BYTES.get(name, 16)) for name in SECRET_NAMES}
     _write_private(out, "".join(f"{name}='{value}'\n" for name, value in values.items()))
 
 
@@ -78,6 +88,33 @@ def roles_sql() -> str:
     # The fault-injection tests cut the reader's sessions from the stand-in's owner side.
     statements.append("grant pg_signal_backend to as400_owner;")
     return "\n".join(statements) + "\n"
+
+
+def django_privileges_sql() -> str:
+    """SQL (for psql as a superuser, in one application database) giving the Django ERP's role its schema
+    and the sync's role row access to the application's data tables, and nothing of Django's own (`auth_*`
+    holds password hashes, `django_*` sessions). Run after `migrate` (a later migration's tables are
+    covered by the next setup); rerunning it changes nothing."""
+    owner = DJANGO_OWNER
+    return (
+        f"grant usage, create on schema public to {owner};\n"
+        f"alter default privileges for role {owner} in schema public "
+        "revoke select, insert, update, delete on tables from erp_app;\n"
+        f"alter default privileges for role {owner} in schema public revoke usage, select on sequences from erp_app;\n"
+        "do $$ declare item record; begin\n"
+        "  for item in select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace\n"
+        f"    where n.nspname = 'public' and c.relowner = '{owner}'::regrole and c.relkind in ('r', 'p', 'S')\n"
+        "  loop\n"
+        "    if item.relname like 'auth\\_%' or item.relname like 'django\\_%' then\n"
+        "      execute format('revoke all on public.%I from erp_app', item.relname);\n"
+        "    elsif item.relkind = 'S' then\n"
+        "      execute format('grant usage, select on sequence public.%I to erp_app', item.relname);\n"
+        "    else\n"
+        "      execute format('grant select, insert, update, delete on public.%I to erp_app', item.relname);\n"
+        "    end if;\n"
+        "  end loop;\n"
+        "end $$;\n"
+    )
 
 
 def _pg_url(user: str, password_var: str, database: str, driver: str = "postgresql+psycopg2") -> str:
@@ -152,6 +189,8 @@ def write_env(out: Path) -> None:
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "ERP_LOG_DIR": str(ROOT / "logs"),
         "ERP_TIMEZONE": "UTC",
+        # The demo, the UI and the CLI write the sandbox Django ERP's own tables; the test suite sets `project`.
+        "ERP_TARGET": "application",
         "TEST_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", f"erp_app_test{suffix}"),
         "TEST_AS400_DATABASE": f"as400_test{suffix}",
         "BENCH_APP_DATABASE_URL": _pg_url("erp_app", "ERP_APP_PASSWORD", "erp_app_bench"),
@@ -162,6 +201,12 @@ def write_env(out: Path) -> None:
         "TEST_AS400_OWNER_URL": _pg_url("as400_owner", "AS400_OWNER_PASSWORD", f"as400_test{suffix}", "postgresql"),
         "TEST_LEGACY4D_STORE_URL": _pg_url(
             "legacy4d", "LEGACY4D_STORE_PASSWORD", f"legacy4d_test{suffix}", "postgresql"),
+        "DJANGO_DATABASE_URL": _pg_url(DJANGO_OWNER, "ERP_DJANGO_PASSWORD", "erp_app", "postgres"),
+        "TEST_DJANGO_DATABASE_URL": _pg_url(DJANGO_OWNER, "ERP_DJANGO_PASSWORD", f"erp_app_test{suffix}", "postgres"),
+        "BENCH_DJANGO_DATABASE_URL": _pg_url(DJANGO_OWNER, "ERP_DJANGO_PASSWORD", "erp_app_bench", "postgres"),
+        "DJANGO_SECRET_KEY": os.environ["DJANGO_SECRET_KEY"],
+        "DJANGO_ADMIN_USER": "admin",
+        "DJANGO_ADMIN_PASSWORD": os.environ["DJANGO_ADMIN_PASSWORD"],
         **preserved,
     }
     _write_private(out, "".join(f"{key}='{value}'\n" for key, value in env.items()))
@@ -172,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("secrets").add_argument("--out", type=Path, required=True)
     sub.add_parser("roles-sql")
+    sub.add_parser("django-privileges-sql")
     sub.add_parser("env").add_argument("--out", type=Path, required=True)
     schema = sub.add_parser("as400-schema")
     schema.add_argument("--owner-url", default=os.environ.get("AS400_SANDBOX_OWNER_URL"))
@@ -180,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_secrets(args.out)
     elif args.command == "roles-sql":
         sys.stdout.write(roles_sql())
+    elif args.command == "django-privileges-sql":
+        sys.stdout.write(django_privileges_sql())
     elif args.command == "env":
         write_env(args.out)
     else:

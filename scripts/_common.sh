@@ -126,12 +126,34 @@ ensure_venv() {
 }
 
 # --- Sandbox: roles, databases, secrets, ODBC DSN, environment ---------------------------------
+# Sandbox passwords are per machine (shared by every checkout, so a second clone does not change
+# the roles' passwords under the first one); generated once, mode 600.
+secrets_file_path() {
+  printf '%s\n' "${ERP_SECRETS_FILE:-$HOME/.config/erp_pipelines/sandbox-secrets.env}"
+}
+
+# The sandbox Django ERP (erp_sandbox/django_erp) in the demo, test and bench application databases:
+# its tables belong to erp_django, the sync's erp_app gets row access only (default privileges before
+# migrating, explicit grants after). The admin superuser exists in the demo database only.
+ensure_django_app() {
+  local manage="$ROOT/erp_sandbox/django_erp/manage.py" entry db url_var suffix="${ERP_TEST_DB_SUFFIX:-}"
+  for entry in erp_app:DJANGO_DATABASE_URL "erp_app_test$suffix:TEST_DJANGO_DATABASE_URL" \
+               erp_app_bench:BENCH_DJANGO_DATABASE_URL; do
+    db="${entry%%:*}"
+    url_var="${entry##*:}"
+    "$PY" -m erp_sandbox.provision django-privileges-sql | admin_psql -d "$db" -f - >/dev/null
+    # The URL (it holds the password) goes through the environment, off the command line.
+    DJANGO_DATABASE_URL="${!url_var}" "$PY" "$manage" migrate --no-input -v 0
+    "$PY" -m erp_sandbox.provision django-privileges-sql | admin_psql -d "$db" -f - >/dev/null
+  done
+  "$PY" "$manage" ensure_sandbox_admin -v 0
+}
+
 ensure_sandbox() {
   mkdir -p "$SANDBOX_DIR"
   chmod 700 "$SANDBOX_DIR"
-  # Sandbox passwords are per machine (shared by every checkout, so a second clone does not change
-  # the roles' passwords under the first one); generated once, mode 600.
-  local secrets_file="${ERP_SECRETS_FILE:-$HOME/.config/erp_pipelines/sandbox-secrets.env}"
+  local secrets_file
+  secrets_file="$(secrets_file_path)"
   if [ ! -f "$secrets_file" ] && [ -f "$SANDBOX_DIR/secrets.env" ]; then
     mkdir -p "$(dirname "$secrets_file")"; cp "$SANDBOX_DIR/secrets.env" "$secrets_file"
   fi
@@ -155,6 +177,7 @@ ensure_sandbox() {
   AS400_SANDBOX_OWNER_URL="$TEST_AS400_OWNER_URL" "$PY" -m erp_sandbox.provision as400-schema
   AS400_SANDBOX_OWNER_URL="$BENCH_AS400_OWNER_URL" "$PY" -m erp_sandbox.provision as400-schema
   "$PY" -m erp_pipelines.commands.cli migrate
+  ensure_django_app
   mkdir -p "$DAGSTER_HOME" "$ERP_LOG_DIR"
   cp "$ROOT/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
   # The 4D pool may hold as many concurrent syncs as there are licenses, less one left for checks

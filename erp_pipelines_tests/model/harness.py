@@ -118,9 +118,11 @@ def open_quarantine(
 def target_rows(
     connection: sa.Connection, table: str, key: tuple[str, ...], values: tuple[str, ...]
 ) -> dict[Key, tuple[dict[str, Any], bool]]:
-    """Every row of an application table: target key -> (values of the model's columns, live)."""
+    """Every row of an application table (or of a query shaped like one): target key -> (values of the model's
+    columns, live)."""
     columns = ", ".join(f'"{name}"' for name in (*key, *values))
-    rows = connection.execute(sa.text(f'select {columns}, deleted_at is null as live from "{table}"'))
+    relation = f"{table} v" if table.startswith("(") else f'"{table}"'  # a table, or a query over several
+    rows = connection.execute(sa.text(f"select {columns}, deleted_at is null as live from {relation}"))
     return {
         tuple(getattr(row, name) for name in key): ({name: getattr(row, name) for name in (*key, *values)}, row.live)
         for row in rows

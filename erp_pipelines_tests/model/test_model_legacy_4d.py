@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from erp_pipelines.catalog import get_spec
+from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_OVERLAP_STAMPS, Legacy4DSource
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
@@ -51,6 +52,7 @@ from erp_pipelines_tests.model.reference import (
     canonical_number,
     canonical_raw,
 )
+from erp_pipelines_tests.support.django_app import DjangoApp
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME, start_emulator
 from erp_pipelines_tests.support.sandbox import empty_app_database
 from erp_sandbox.legacy_4d.server import EmulatorServer
@@ -75,6 +77,14 @@ VIEWS = {
     "erp_product": TableView("erp_product", PRODUCT.target_table, PRODUCT.business_key, PRODUCT_VALUES, RAW_COLUMNS),
     "erp_category": TableView("erp_category", CATEGORY.target_table, CATEGORY.business_key, (),
                               {"Category": _as_sent}),
+}
+APPLICATION_VIEWS = {
+    # The application's tables seen as the model sees a product: its category by name, live by deleted_at.
+    "erp_product": TableView(
+        "erp_product", "(select p.*, c.name as category from products_product p left join products_category c "
+        "on c.id = p.category_id where p.legacy_id is not null)", PRODUCT.business_key, PRODUCT_VALUES, RAW_COLUMNS),
+    "erp_category": TableView("erp_category", "(select name, null::timestamptz as deleted_at from products_category)",
+                              CATEGORY.business_key, (), {"Category": _as_sent}),
 }
 
 IDS = [1, 2, 3, 4, 5, 6]
@@ -224,6 +234,20 @@ class FourDStand:
     engine: sa.Engine
     app_url: str
     counter: StepCounter
+    django: DjangoApp | None = None
+    """Set when the runs write the application's own tables (the sandbox Django ERP)."""
+
+    @property
+    def product(self) -> TableSpec:
+        return PRODUCT.onto_application() if self.django else PRODUCT
+
+    @property
+    def category(self) -> TableSpec:
+        return CATEGORY.onto_application() if self.django else CATEGORY
+
+    @property
+    def views(self) -> dict[str, TableView]:
+        return APPLICATION_VIEWS if self.django else VIEWS
 
     def __post_init__(self) -> None:
         self.writer = RestWriter(self.server.base_url)
@@ -235,6 +259,8 @@ class FourDStand:
         """An empty 4D datastore and application database; the schema rebuilt if a run broke it."""
         self.store.truncate()
         reset_app_database(self.app_url, self.constraints)
+        if self.django:
+            self.django.empty()
 
     def source(self, page_size: int, batch_rows: int, overlap: int) -> Legacy4DSource:
         """The 4D source with small pages and batches; no retries, so an injected failure fails the read."""
@@ -248,10 +274,10 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
     """Random REST writes and runs; after each run the model and the application database must agree."""
 
     stand: FourDStand
-    views = VIEWS
 
     def __init__(self) -> None:
         super().__init__()
+        self.views = self.stand.views
         self.stand.reset()
         self.stand.counter.examples += 1
         self.engine = self.stand.engine
@@ -365,7 +391,7 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         self.stand.counter.runs += 1
         source = self.stand.source(self.page_size, self.batch_rows, self.overlap)
         try:
-            run_sync(CATEGORY, source, self.engine, mode=mode)  # type: ignore[arg-type]
+            run_sync(self.stand.category, source, self.engine, mode=mode)  # type: ignore[arg-type]
         except Exception as exc:
             raise AssertionError(f"erp_category {mode} run raised {type(exc).__name__}: {exc}") from exc
         if mode == "incremental":  # no change tracking, so never a watermark: an incremental run reads in full
@@ -430,7 +456,7 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         described = f"erp_product {mode} run" + (f", {failure[0]} failing after batch {failure[1]}" if failure else "")
         source = self.stand.source(self.page_size, self.batch_rows, self.overlap)
         try:
-            run_sync(PRODUCT, source, self.engine, mode=mode, on_batch=fail)  # type: ignore[arg-type]
+            run_sync(self.stand.product, source, self.engine, mode=mode, on_batch=fail)  # type: ignore[arg-type]
         except Exception as exc:
             if not fired:
                 raise AssertionError(f"{described}: the run raised {type(exc).__name__}: {exc}") from exc
@@ -453,12 +479,15 @@ class FourDMachine(RuleBasedStateMachine, ModelChecks):
         self.check_run("erp_product", described, outcome, problems)
 
 
-@pytest.fixture
-def four_d_stand(legacy4d_store: LegacyStore, app_url: str) -> Iterator[FourDStand]:
+@pytest.fixture(params=["project", "application"])
+def four_d_stand(request: pytest.FixtureRequest, legacy4d_store: LegacyStore, app_url: str) -> Iterator[FourDStand]:
+    """Runs into the project's tables, and into the application's own (the Django ERP's products_product,
+    ids resolved from category names, the application's unique SKU constraint)."""
     server = start_emulator(legacy4d_store.url)
-    counter = StepCounter("legacy_4d")
+    counter = StepCounter(f"legacy_4d, {request.param} tables")
+    django = request.getfixturevalue("django_session") if request.param == "application" else None
     try:
-        yield FourDStand(legacy4d_store, server, empty_app_database(app_url), app_url, counter)
+        yield FourDStand(legacy4d_store, server, empty_app_database(app_url), app_url, counter, django)
     finally:
         server.stop()
         print(counter.report())
