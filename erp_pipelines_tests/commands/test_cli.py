@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
+from erp_pipelines_tests.support.django_app import DjangoApp
 from erp_pipelines_tests.support.legacy_4d import PASSWORD
 from erp_pipelines_tests.support.sandbox import ROOT, operator_env
 from erp_sandbox.as400.seed import SeedManifest
@@ -183,3 +184,26 @@ def test_job_launch_is_run_by_the_daemon(
             sa.text("select entity from sync_run where dagster_run_id = :id"), {"id": run_id}
         ).scalar_one()
     assert entity == "product_stock"
+
+
+def test_into_the_application_test_connection_and_sync_stop_on_a_broken_mapping(
+    cli_env: dict[str, str], django_app: DjangoApp
+) -> None:
+    env = {**cli_env, "ERP_TARGET": "application"}
+    ok = erp_sync(env, "test-connection", "--source", "legacy_4d")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "application table products_product (erp_product): matches the mapping" in ok.stdout
+    django_app.execute("alter table products_product rename column sku to stock_keeping_unit")
+    try:
+        drifted = erp_sync(env, "test-connection", "--source", "legacy_4d")
+        synced = erp_sync(env, "sync", "--entity", "erp_product")
+    finally:
+        django_app.execute("alter table products_product rename column stock_keeping_unit to sku")
+    assert drifted.returncode == 1
+    assert "application table products_product (erp_product): DIFFERS: column sku (spec column sku) is missing" \
+        in drifted.stderr
+    assert synced.returncode != 0
+    output = synced.stdout + synced.stderr
+    assert "the application table public.products_product does not match the spec; nothing was written" in output
+    assert "Traceback" not in output
+    assert django_app.count("products_product") == 0

@@ -44,6 +44,13 @@ class DjangoApp:
             cursor.execute(ROW_ACCESS)
         connection.close()
 
+    def count(self, table: str) -> int:
+        with psycopg2.connect(self.url) as connection, connection.cursor() as cursor:
+            cursor.execute(f'select count(*) from "{table}"')
+            (rows,) = cursor.fetchone()
+        connection.close()
+        return int(rows)
+
     def tables(self) -> list[str]:
         with psycopg2.connect(self.url) as connection, connection.cursor() as cursor:
             cursor.execute("select tablename from pg_tables where schemaname = 'public' and tableowner = current_user "
