@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from erp_pipelines.app_db.engine import app_engine
+from erp_pipelines.app_db.engine import PROJECT_SCHEMA, app_engine
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines_tests.support.django_app import DjangoApp, setup_orm
@@ -61,7 +61,8 @@ def app_url() -> str:
     """The test application database, rebuilt from the migrations once per session."""
     url = os.environ["TEST_APP_DATABASE_URL"]
     with app_engine(url).begin() as connection:
-        connection.exec_driver_sql("drop schema if exists public cascade")
+        connection.exec_driver_sql(f"drop schema if exists {PROJECT_SCHEMA} cascade")
+        connection.exec_driver_sql("drop schema if exists public cascade")  # the application's (Django) tables
         connection.exec_driver_sql("create schema public")
     command.upgrade(alembic_config(url), "head")
     return url

@@ -87,6 +87,9 @@ def roles_sql() -> str:
     statements.append("alter role as400_reader set default_transaction_read_only = on;")
     # The fault-injection tests cut the reader's sessions from the stand-in's owner side.
     statements.append("grant pg_signal_backend to as400_owner;")
+    # The sync's sessions set this themselves (`app_engine`); the role default serves psql and the tests' own
+    # connections, which then find the project's schema erp_sync before the application's public.
+    statements.append("alter role erp_app set search_path = erp_sync, public;")
     return "\n".join(statements) + "\n"
 
 

@@ -26,9 +26,15 @@ def checked_url(url: str) -> sa.URL:
     return parsed
 
 
+PROJECT_SCHEMA = "erp_sync"
+"""The one schema the project adds to the application's database: its audit, quarantine and watermark tables,
+its views and its own target tables. The application's tables stay where the application put them."""
+
+
 @functools.cache
 def app_engine(url: str) -> sa.Engine:
-    """One pooled engine per URL and process."""
+    """One pooled engine per URL and process; its sessions find the project's tables first, then `public`."""
     return sa.create_engine(
-        checked_url(url), pool_pre_ping=True, connect_args={"application_name": "erp_pipelines"}
+        checked_url(url), pool_pre_ping=True,
+        connect_args={"application_name": "erp_pipelines", "options": f"-c search_path={PROJECT_SCHEMA},public"},
     )

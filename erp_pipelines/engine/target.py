@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from erp_pipelines.app_db.engine import PROJECT_SCHEMA
 from erp_pipelines.app_db.tables import AUDIT_COLUMNS, table_of
 from erp_pipelines.core.spec import (
     DELETED_AT,
@@ -65,7 +66,7 @@ class Target:
     @property
     def qualified_name(self) -> str:
         """schema.table as the catalog names it (for lineage metadata)."""
-        return f"public.{self.spec.target_table}"
+        return f"{PROJECT_SCHEMA}.{self.spec.target_table}"
 
     def column(self, spec_column: str) -> str:
         return spec_column

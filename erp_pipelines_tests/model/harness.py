@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 from hypothesis import HealthCheck, settings
 
-from erp_pipelines.app_db.engine import app_engine
+from erp_pipelines.app_db.engine import PROJECT_SCHEMA, app_engine
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines_tests.model.reference import Key, Outcome, TableModel, canonical_raw
 from erp_pipelines_tests.support.sandbox import empty_app_database
@@ -147,8 +147,7 @@ def terminate_run_session(engine: sa.Engine) -> None:
 def rebuild_app_database(url: str) -> None:
     """The application schema from the migrations again, after a run left it broken (the test says which)."""
     with app_engine(url).begin() as connection:
-        connection.exec_driver_sql("drop schema if exists public cascade")
-        connection.exec_driver_sql("create schema public")
+        connection.exec_driver_sql(f"drop schema if exists {PROJECT_SCHEMA} cascade")  # the application's stay
     command.upgrade(alembic_config(url), "head")
 
 
@@ -166,7 +165,7 @@ def constraints(connection: sa.Connection) -> set[tuple[str, str]]:
     """The application tables' constraints: a run must never leave a table without one."""
     return {tuple(row) for row in connection.execute(sa.text(
         "select conrelid::regclass::text, conname from pg_constraint "
-        "where connamespace = 'public'::regnamespace"))}
+        f"where connamespace in ('public'::regnamespace, '{PROJECT_SCHEMA}'::regnamespace)"))}
 
 
 def compare_target(model: TableModel, observed: dict[Key, tuple[dict[str, Any], bool]],

@@ -228,7 +228,7 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
     columns = list(spec.model.to_schema().columns.items())
     body = wait_for_texts(
         browser, "Latest materialization", "Description", spec.description, "Columns", "Owners",
-        "erp-integration", "Row count", "Freshness policy", "Passing", f"erp_app.public.{entity}",
+        "erp-integration", "Row count", "Freshness policy", "Passing", f"erp_app.erp_sync.{entity}",
         *(name for name, _ in columns), *(c.description for _, c in columns if c.description),
     )
     assert "non-nullable" in body and "not blank" in body and "length <=" in body  # readable constraints
