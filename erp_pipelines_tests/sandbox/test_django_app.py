@@ -16,19 +16,15 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from erp_pipelines_tests.support.django_app import setup_orm
+from erp_pipelines_tests.support.django_app import DjangoApp
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def django_orm() -> Iterator[None]:
-    """Django configured in this process against the test database, as the application's role (the helper
-    puts erp_sandbox/django_erp on sys.path, so the apps import as `products`, `sales`, `inventory`)."""
-    url = os.environ.get("TEST_DJANGO_DATABASE_URL")
-    if not url:
-        pytest.fail("TEST_DJANGO_DATABASE_URL is unset: run scripts/setup", pytrace=False)
-    setup_orm(url)
+def django_orm(django_session: DjangoApp) -> Iterator[None]:
+    """Django configured in this process against the test database, the application migrated into it by its
+    own role (`django_session`); the apps import as `products`, `sales`, `inventory`."""
     yield
     from django.db import connection
 
