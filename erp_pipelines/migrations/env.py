@@ -8,6 +8,7 @@ from alembic import context
 
 from erp_pipelines.app_db.engine import PROJECT_SCHEMA, app_engine
 from erp_pipelines.catalog import application_metadata
+from erp_pipelines.migrations import project_tables_only
 
 url = context.config.attributes.get("url") or os.environ.get("APP_DATABASE_URL", "")
 
@@ -21,6 +22,8 @@ with app_engine(url).connect() as connection:
         f"and to_regclass('{PROJECT_SCHEMA}.alembic_version') is null then "
         f"alter table public.alembic_version set schema {PROJECT_SCHEMA}; end if; end $$")
     connection.commit()
-    context.configure(connection=connection, target_metadata=application_metadata(), compare_type=True)
+    metadata = application_metadata()
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True,
+                      include_name=project_tables_only(set(metadata.tables)))
     with context.begin_transaction():
         context.run_migrations()

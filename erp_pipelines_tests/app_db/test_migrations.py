@@ -9,14 +9,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from erp_pipelines.catalog import application_metadata
-from erp_pipelines.migrations import alembic_config
+from erp_pipelines.migrations import alembic_config, project_tables_only
 
 pytestmark = pytest.mark.integration
 
 
 def test_migrated_schema_matches_the_catalog(app_db: sa.Engine) -> None:
+    metadata = application_metadata()
     with app_db.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), application_metadata())
+        context = MigrationContext.configure(
+            connection, opts={"include_name": project_tables_only(set(metadata.tables)), "compare_type": True})
+        differences = compare_metadata(context, metadata)
     assert differences == []
 
 
