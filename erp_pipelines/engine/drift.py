@@ -59,7 +59,7 @@ def application_table_differences(connection: sa.Connection, spec: TableSpec) ->
         return [f"table {where} does not exist (the application's migrations create it)"]
     problems: list[str] = []
     expected: dict[str, tuple[str, bool, str]] = {}
-    referencing = {name for ref in target.references for name in ref.fk.columns} - set(spec.business_key)
+    referencing = target.replaced_by_references
     for column in spec.columns:
         if column.target not in referencing:
             expected[target.column(column.target)] = (_normalized(sql_type(column.sql_type)), column.nullable,

@@ -9,6 +9,7 @@ delete, revive and vacate. Each fact is decided here once per kind.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -162,13 +163,19 @@ class ApplicationTarget(Target):
     def keeps_deleted(self) -> bool:
         return isinstance(self.table.deletion, KeepDeleted)
 
-    @property
+    @functools.cached_property
     def references(self) -> tuple[Reference, ...]:
         return tuple(Reference(fk, self.table.reference(fk), target_of(fk.parent)) for fk in self.spec.foreign_keys)
 
     @property
+    def replaced_by_references(self) -> set[str]:
+        """Spec columns that are not application columns: their values only find the parent's id (a key column
+        stays, since rows are matched by it)."""
+        return {name for ref in self.references for name in ref.fk.columns} - set(self.spec.business_key)
+
+    @property
     def written(self) -> list[tuple[str, str]]:
-        referencing = {name for ref in self.references for name in ref.fk.columns} - set(self.spec.business_key)
+        referencing = self.replaced_by_references
         mapped = [(self.column(name), expression) for name, expression in super().written if name not in referencing]
         for ref in self.references:
             parent = ref.parent
@@ -202,7 +209,7 @@ class ApplicationTarget(Target):
         elif isinstance(deletion, SoftDeleteTimestamp):
             mark = f"{quote(deletion.column)} = now()"
         else:
-            return f"select d.reason from {gone} d where false"
+            raise ValueError(f"{self.qualified_name} keeps deleted rows: nothing is deleted (`keeps_deleted`)")
         return f"update {self.name} t set {mark} from {gone} d where {match} and {self.live('t')} returning d.reason"
 
     def vacate(self, unique: Sequence[str], moving: str) -> list[str]:
