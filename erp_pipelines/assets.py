@@ -10,15 +10,18 @@ from pydantic import Field
 
 from erp_pipelines.cadence import freshness_policy
 from erp_pipelines.catalog import CATALOG, system_of
-from erp_pipelines.core.source import PermanentSourceError, SyncSourceError
+from erp_pipelines.core.source import ChangeRange, PermanentSourceError, SyncSourceError
 from erp_pipelines.core.spec import TableSpec
-from erp_pipelines.engine.sync import SyncReport, run_sync
+from erp_pipelines.engine.sync import SYNC_MODES, SyncReport, run_sync
 from erp_pipelines.engine.target import target_of
 from erp_pipelines.progress import ProgressReporter
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.system import resource_of
 
 SYNC_MODE_TAG = "erp/sync_mode"
+BACKFILL_SINCE_TAG = "erp/backfill_since"
+BACKFILL_UNTIL_TAG = "erp/backfill_until"
+"""The range of a run tagged `erp/sync_mode=backfill` (what the CLI's `--since`/`--until` set)."""
 RETRY_TAG = "erp/retry"
 """'never': a table failing on its source is not retried (the CLI's default); otherwise RETRY_POLICY applies."""
 OWNERS = ["team:erp-integration"]
@@ -30,8 +33,24 @@ class SyncConfig(dg.Config):
     """Run configuration of a table asset; the mode can also come from the run tag `erp/sync_mode`."""
 
     mode: str | None = Field(
-        default=None, description="'incremental', 'full' or 'replay' (quarantined records); overrides the run tag"
+        default=None, description="'incremental', 'full', 'replay' (quarantined records) or 'backfill' (a range of "
+                                  "changes, see since/until); overrides the run tag"
     )
+    since: str | None = Field(
+        default=None, description="backfill: first change marker re-read (AS400: a local date or date and time such "
+                                  f"as 2026-11-01; 4D: a global stamp); overrides the run tag {BACKFILL_SINCE_TAG}"
+    )
+    until: str | None = Field(
+        default=None, description="backfill: the end of the range, excluded (default: no end); overrides the run tag "
+                                  f"{BACKFILL_UNTIL_TAG}"
+    )
+
+
+def change_range(since: str | None, until: str | None) -> ChangeRange | None:
+    """The range a run's settings name (run config over run tags), or None when they name none."""
+    if since is None and until is None:
+        return None
+    return ChangeRange(since or "", until)
 
 
 def source_asset_key(spec: TableSpec) -> dg.AssetKey:
@@ -110,6 +129,8 @@ def sync_metadata(report: SyncReport, live_rows: int) -> dict[str, Any]:
         "watermark": dg.MetadataValue.json(report.watermark_after or {}),
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
         "rows_per_second": dg.MetadataValue.float(round(report.rows_per_second, 1)),
+        **({"backfill_since": report.backfill.since, "backfill_until": report.backfill.until or "(open)"}
+           if report.backfill else {}),
         "withdrawn_orphans": report.withdrawn,
         "quarantine_entries_closed": report.resolved,
         "open_quarantined_records": report.open_quarantined,
@@ -175,17 +196,20 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         },
     )
     def _table_asset(context: dg.AssetExecutionContext, config: SyncConfig) -> dg.MaterializeResult:
-        mode = config.mode or context.run.tags.get(SYNC_MODE_TAG, "incremental")
-        if mode not in ("incremental", "full", "replay"):
+        tags = context.run.tags
+        mode = config.mode or tags.get(SYNC_MODE_TAG, "incremental")
+        if mode not in SYNC_MODES:
             raise dg.Failure(
-                f"sync mode {mode!r} (tag {SYNC_MODE_TAG}) must be 'incremental', 'full' or 'replay'",
+                f"sync mode {mode!r} (tag {SYNC_MODE_TAG}) must be one of {', '.join(map(repr, SYNC_MODES))}",
                 allow_retries=False,
             )
+        changes = change_range(config.since or tags.get(BACKFILL_SINCE_TAG),
+                               config.until or tags.get(BACKFILL_UNTIL_TAG))
         app_db: AppDatabaseResource = context.resources.app_db
         engine = app_db.engine()
         try:
             source = resource_of(context.resources, system_of(spec)).source()
-            report = run_sync(spec, source, engine, mode=mode, dagster_run_id=context.run.run_id,
+            report = run_sync(spec, source, engine, mode=mode, changes=changes, dagster_run_id=context.run.run_id,
                               on_batch=ProgressReporter(context.log))
         except SyncSourceError as exc:
             # A source failure is reported by its message alone (it names the cause; a stack trace adds

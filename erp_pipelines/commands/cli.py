@@ -22,11 +22,12 @@ from alembic import command
 from erp_pipelines.app_db.engine import DatabaseUrlError, app_engine
 from erp_pipelines.app_db.tables import source_change, sync_error, sync_run
 from erp_pipelines.cadence import overdue_after
-from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
-from erp_pipelines.core.source import SettingError
+from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec, system_of
+from erp_pipelines.core.source import ChangeRange, ChangeRangeError, PermanentSourceError, SettingError
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.engine.drift import application_table_differences
+from erp_pipelines.engine.sync import check_backfill
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.progress import showing_progress
 from erp_pipelines.sources.registry import SYSTEMS
@@ -99,10 +100,11 @@ def _failure_message(event: dg.DagsterEvent) -> str:
     return data.error.to_string().strip()
 
 
-def _materialize(specs: list[TableSpec], mode: str, trigger: str, *, retry: bool) -> None:
+def _materialize(specs: list[TableSpec], mode: str, trigger: str, *, retry: bool,
+                 changes: ChangeRange | None = None) -> None:
     """Runs the specs' assets (and their checks) through the Dagster instance, showing progress on stderr;
     prints each table's counts, each check's outcome and each failure's message; exits with the outcome."""
-    from erp_pipelines.assets import RETRY_TAG, SYNC_MODE_TAG, table_asset_key
+    from erp_pipelines.assets import BACKFILL_SINCE_TAG, BACKFILL_UNTIL_TAG, RETRY_TAG, SYNC_MODE_TAG, table_asset_key
 
     try:
         from erp_pipelines.definitions import defs
@@ -116,12 +118,17 @@ def _materialize(specs: list[TableSpec], mode: str, trigger: str, *, retry: bool
         asset_check_selection={check for check in defs.resolve_asset_graph().asset_check_keys
                                if check.asset_key in keys},
     )
+    tags = {SYNC_MODE_TAG: mode, "erp/trigger": trigger, RETRY_TAG: "policy" if retry else "never"}
+    if changes is not None:
+        tags[BACKFILL_SINCE_TAG] = changes.since
+        if changes.until is not None:
+            tags[BACKFILL_UNTIL_TAG] = changes.until
     try:
         with showing_progress():
             result = job.execute_in_process(
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
                 instance=instance,
-                tags={SYNC_MODE_TAG: mode, "erp/trigger": trigger, RETRY_TAG: "policy" if retry else "never"},
+                tags=tags,
                 raise_on_error=False,
             )
     except dg.DagsterInvalidConfigError as exc:
@@ -134,7 +141,9 @@ def _materialize(specs: list[TableSpec], mode: str, trigger: str, *, retry: bool
             for name in ("processed", "created", "updated", "unchanged", "deleted", "rejected")
             if name in metadata
         )
-        label = f"{metadata['status'].value} [{metadata['mode'].value}]"
+        scope = "".join(f" {bound} {metadata[f'backfill_{bound}'].value}" for bound in ("since", "until")
+                        if f"backfill_{bound}" in metadata)
+        label = f"{metadata['status'].value} [{metadata['mode'].value}{scope}]"
         click.echo(f"{event.asset_key.to_user_string()}: {label} {counts}")
     failed_checks = 0
     for evaluation in result.get_asset_check_evaluations():
@@ -160,11 +169,43 @@ RETRY_HELP = ("Retry a table whose source failed by its retry policy (3 times, f
 @click.option("--entity", "entities", multiple=True, help=f"Entity to sync {ENTITY_HELP}; default: all "
               "configured source systems.")
 @click.option("--full", is_flag=True, help="Re-read everything and soft-delete rows gone at the source.")
+@click.option("--since", help="Backfill: re-read the rows changed from this change marker on (AS400: the IBM i's local "
+              "date or date and time, 2026-11-01 or 2026-11-01T08:30:00; 4D: a __GlobalStamp); the watermark stays "
+              "where it is and nothing outside the range is deleted. Needs --entity.")
+@click.option("--until", help="Backfill: the end of the range, excluded (default: no end).")
 @click.option("--retry", is_flag=True, help=RETRY_HELP)
-def sync(entities: tuple[str, ...], full: bool, retry: bool) -> None:
+def sync(entities: tuple[str, ...], full: bool, since: str | None, until: str | None, retry: bool) -> None:
     """Materialize entities through the Dagster instance (their parents are not re-run)."""
+    changes = _backfill_range(entities, full, since, until)
     specs = _configured(_specs(entities), named=bool(entities))
-    _materialize(specs, "full" if full else "incremental", "cli", retry=retry)
+    if changes is None:
+        _materialize(specs, "full" if full else "incremental", "cli", retry=retry)
+        return
+    for spec in specs:
+        try:
+            check_backfill(spec, system_of(spec).resource(secrets_from_env_var=False).source(), "backfill", changes)
+        except ChangeRangeError as exc:
+            raise click.UsageError(f"--{exc.bound}: {exc}") from None
+        except (SettingError, PermanentSourceError) as exc:
+            raise click.UsageError(str(exc)) from None
+    _materialize(specs, "backfill", "cli_backfill", retry=retry, changes=changes)
+
+
+def _backfill_range(entities: tuple[str, ...], full: bool, since: str | None, until: str | None
+                    ) -> ChangeRange | None:
+    """The range `--since`/`--until` ask for, refused when the options contradict each other (exit 2); what the
+    values mean each source checks (`check_backfill`)."""
+    if since is None:
+        if until is not None:
+            raise click.UsageError("--until needs --since: a backfill re-reads the changes from --since up to --until")
+        return None
+    if full:
+        raise click.UsageError("--since cannot go with --full: a full sync reads everything, a backfill (--since) only "
+                               "the changes in a range; choose one")
+    if not entities:
+        raise click.UsageError("--since needs --entity: the range is in each source's own change markers (a date on "
+                               "the AS400, a global stamp on 4D), so name the tables to backfill")
+    return ChangeRange(since, until)
 
 
 @main.command()

@@ -135,6 +135,25 @@ def _json_scalar(value: Any) -> Any:
     return str(value)
 
 
+class ChangeRangeError(PermanentSourceError, ValueError):
+    """A backfill range the source cannot read: `bound` names the setting at fault (`since` or `until`, the
+    CLI's `--since`/`--until`, the run config's and run tags' fields of the same names)."""
+
+    def __init__(self, bound: str, message: str) -> None:
+        super().__init__(message)
+        self.bound = bound
+
+
+@dataclass(frozen=True)
+class ChangeRange:
+    """A backfill's range of change markers as the operator wrote them: from `since` (included) up to `until`
+    (excluded; open when None). What the text means is the source's business: a CYYMMDD/HHMMSS stamp pair on
+    the AS400, a `__GlobalStamp` on 4D (`SourceAdapter.check_range`)."""
+
+    since: str
+    until: str | None = None
+
+
 class TableNotAllowedError(PermanentSourceError):
     """The table is not whitelisted; raised before any connection is opened."""
 
@@ -187,6 +206,16 @@ class SourceAdapter(Protocol):
 
     def extract_keys(self, spec: TableSpec, keys: list[RecordKey]) -> AbstractContextManager[Extraction]:
         """Reads only the rows with these exact keys (a replay), each bound as it is; no watermark, no deletions."""
+        ...
+
+    def check_range(self, spec: TableSpec, changes: ChangeRange) -> None:
+        """Refuses, before any connection, a backfill range this source cannot represent or that is empty
+        (`ChangeRangeError` naming the bound at fault)."""
+        ...
+
+    def extract_range(self, spec: TableSpec, changes: ChangeRange) -> AbstractContextManager[Extraction]:
+        """Reads only the rows whose change marker lies in the range (a backfill), checked by `check_range` first;
+        no deletions are reported."""
         ...
 
     def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:

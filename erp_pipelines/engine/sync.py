@@ -20,7 +20,15 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from erp_pipelines.app_db.tables import sync_alert, sync_run
-from erp_pipelines.core.source import Extraction, RecordKey, SourceAdapter, SourceChange, Watermark
+from erp_pipelines.core.source import (
+    ChangeRange,
+    ChangeRangeError,
+    Extraction,
+    RecordKey,
+    SourceAdapter,
+    SourceChange,
+    Watermark,
+)
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import Audit, raw_records, shown_key
 from erp_pipelines.engine.drift import check_application_table
@@ -30,7 +38,8 @@ from erp_pipelines.engine.spill import RawSpill
 from erp_pipelines.engine.target import target_of
 from erp_pipelines.engine.validation import ValidatedBatch, decode_and_validate, decode_business_key
 
-SyncMode = Literal["incremental", "full", "replay"]
+SyncMode = Literal["incremental", "full", "replay", "backfill"]
+SYNC_MODES: tuple[SyncMode, ...] = ("incremental", "full", "replay", "backfill")
 DEFAULT_MAX_REJECTED_SHARE = 0.10
 REJECTED_SAMPLE_SIZE = 20
 
@@ -75,6 +84,8 @@ class SyncReport:
     forced_full_reason: str | None = None
     error_message: str | None = None
     rejected_sample: list[dict[str, str]] = field(default_factory=list)
+    backfill: ChangeRange | None = None
+    """The range a backfill re-read (None in every other mode)."""
 
     @property
     def rejected_share_exceeded(self) -> bool:
@@ -96,7 +107,8 @@ class SyncReport:
 
     def summary(self) -> str:
         counts = ", ".join(f"{name}={value}" for name, value in self.counts().items())
-        return f"{self.entity} [{self.mode}] {self.status}: {counts} in {self.duration_seconds:.2f}s"
+        scope = f" since {self.backfill.since} until {self.backfill.until or 'now'}" if self.backfill else ""
+        return f"{self.entity} [{self.mode}{scope}] {self.status}: {counts} in {self.duration_seconds:.2f}s"
 
     def rejected_share_message(self) -> str:
         return (
@@ -111,17 +123,37 @@ class SyncReport:
                                "rejected_share_exceeded": self.rejected_share_exceeded}
 
 
+def check_backfill(spec: TableSpec, source: SourceAdapter, mode: str, changes: ChangeRange | None) -> None:
+    """A range goes with the backfill mode and the backfill mode with a range, on a table with change markers,
+    in a range its source can read; anything else is refused (`ChangeRangeError` naming the setting) before the
+    run starts, so a mistyped backfill never turns into another mode's run."""
+    if mode != "backfill":
+        if changes is not None:
+            raise ChangeRangeError("since", f"{spec.entity}: a range (since {changes.since}) is only read by a "
+                                            f"backfill, not by a {mode} sync")
+        return
+    if changes is None or not changes.since.strip():
+        raise ChangeRangeError("since", f"{spec.entity}: a backfill needs the start of its range (since)")
+    if spec.change_tracking is None:
+        raise ChangeRangeError("since", f"{spec.entity}: {spec.source_table} has no change tracking, so no range of "
+                                        "changes can be read; run a full sync instead")
+    source.check_range(spec, changes)
+
+
 def run_sync(
     spec: TableSpec,
     source: SourceAdapter,
     engine: sa.Engine,
     *,
     mode: SyncMode = "incremental",
+    changes: ChangeRange | None = None,
     dagster_run_id: str | None = None,
     max_rejected_share: float | None = None,
     on_batch: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
-    """Syncs one table in one transaction, holding the entity's lock (one sync per entity at a time)."""
+    """Syncs one table in one transaction, holding the entity's lock (one sync per entity at a time); a
+    backfill (`changes`) re-reads the rows whose change marker lies in the range."""
+    check_backfill(spec, source, mode, changes)
     started = time.perf_counter()
     limit = max_rejected_share if max_rejected_share is not None else (
         spec.max_rejected_share if spec.max_rejected_share is not None else DEFAULT_MAX_REJECTED_SHARE
@@ -132,11 +164,11 @@ def run_sync(
         try:
             audit.close_abandoned_runs()
             watermark = audit.load_watermark()
-            effective: SyncMode = mode if mode in ("full", "replay") else "incremental"
+            effective: SyncMode = mode if mode in ("full", "replay", "backfill") else "incremental"
             if effective == "incremental" and watermark is None:
                 effective = "full"
             report = SyncReport(spec.entity, spec.source_system, spec.source_table, spec.target_table, effective,
-                                watermark_before=watermark, max_rejected_share=limit)
+                                watermark_before=watermark, max_rejected_share=limit, backfill=changes)
             report.sync_run_id = audit.start(effective, dagster_run_id, watermark)
             run = SyncRun(spec, source, connection, audit, report, on_batch)
             try:
@@ -161,6 +193,9 @@ class Strategy:
     """The whole table: a key not read is gone at the source, an unchanged child is checked for its parent."""
     reads_open_keys_only: bool
     """Only the quarantined records' keys (a replay)."""
+    reads_range: bool
+    """Only the rows whose change marker lies in the run's range (a backfill): it concludes nothing about the
+    rows outside it, and it leaves the watermark where it was, so the next incremental run misses nothing."""
     moves_watermark: bool
     applies_reported_deletions: bool
     """The source's own list of deletions since the watermark (4D `__DeletedRecords`)."""
@@ -174,12 +209,14 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "incremental": Strategy("incremental", reads_everything=False, reads_open_keys_only=False, moves_watermark=True,
-                            applies_reported_deletions=True, may_turn_full=True),
-    "full": Strategy("full", reads_everything=True, reads_open_keys_only=False, moves_watermark=True,
-                     applies_reported_deletions=False, may_turn_full=False),
-    "replay": Strategy("replay", reads_everything=False, reads_open_keys_only=True, moves_watermark=False,
-                       applies_reported_deletions=False, may_turn_full=False),
+    "incremental": Strategy("incremental", reads_everything=False, reads_open_keys_only=False, reads_range=False,
+                            moves_watermark=True, applies_reported_deletions=True, may_turn_full=True),
+    "full": Strategy("full", reads_everything=True, reads_open_keys_only=False, reads_range=False,
+                     moves_watermark=True, applies_reported_deletions=False, may_turn_full=False),
+    "replay": Strategy("replay", reads_everything=False, reads_open_keys_only=True, reads_range=False,
+                       moves_watermark=False, applies_reported_deletions=False, may_turn_full=False),
+    "backfill": Strategy("backfill", reads_everything=False, reads_open_keys_only=False, reads_range=True,
+                         moves_watermark=False, applies_reported_deletions=False, may_turn_full=False),
 }
 
 
@@ -251,6 +288,9 @@ class SyncRun:
     def _extraction(self) -> contextlib.AbstractContextManager[Extraction]:
         if self.strategy.reads_open_keys_only:
             return self.source.extract_keys(self.spec, sorted(self.open_keys, key=repr))
+        if self.strategy.reads_range:
+            assert self.report.backfill is not None  # check_backfill
+            return self.source.extract_range(self.spec, self.report.backfill)
         return self.source.extract(
             self.spec, None if self.strategy.reads_everything else self.report.watermark_before)
 

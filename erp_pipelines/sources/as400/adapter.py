@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyodbc
 
 from erp_pipelines.core.source import (
+    ChangeRange,
+    ChangeRangeError,
     InvalidWatermarkError,
     PermanentSourceError,
     RecordKey,
@@ -35,7 +37,7 @@ from erp_pipelines.core.source import (
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.as400 import sql
 from erp_pipelines.sources.as400.connection import As400Settings
-from erp_pipelines.sources.as400.decoders import CyymmddHhmmssTimestamp, EbcdicText
+from erp_pipelines.sources.as400.decoders import CYYMMDD_YEARS, CyymmddHhmmssTimestamp, EbcdicText
 from erp_pipelines.sources.as400.journal import (
     READABLE_RECEIVERS,
     Journal,
@@ -67,6 +69,36 @@ def to_cyymmdd_hhmmss(moment: dt.datetime) -> tuple[int, int]:
         (moment.year - 1900) * 10_000 + moment.month * 100 + moment.day,
         moment.hour * 10_000 + moment.minute * 100 + moment.second,
     )
+
+
+def stamp_bound(bound: str, text: str) -> tuple[int, int]:
+    """One end of a backfill range as the (CYYMMDD, HHMMSS) pair it is compared with: an ISO date
+    (`2026-11-01`, midnight) or date and time (`2026-11-01T08:30:00`) in the IBM i's local time, as its
+    programs write the stamps; refused naming `bound` when it is none, carries an offset, or lies outside the
+    years CYYMMDD can hold."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ChangeRangeError(bound, f"{bound} {text!r} is not a date (YYYY-MM-DD) or a date and time "
+                                      "(YYYY-MM-DDTHH:MM:SS)") from None
+    if moment.tzinfo is not None:
+        raise ChangeRangeError(bound, f"{bound} {text!r} carries a UTC offset: AS400 change stamps are the IBM i's "
+                                      "local time, without one; give the local date and time")
+    if moment.year not in CYYMMDD_YEARS:
+        raise ChangeRangeError(bound, f"{bound} {text!r} cannot be a CYYMMDD change stamp, which covers "
+                                      f"{CYYMMDD_YEARS.start}-01-01 to {CYYMMDD_YEARS.stop - 1}-12-31")
+    return to_cyymmdd_hhmmss(moment)
+
+
+def stamp_range(changes: ChangeRange) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """The (CYYMMDD, HHMMSS) pairs a backfill reads from (included) and up to (excluded); an empty range is
+    refused naming `until`."""
+    since = stamp_bound("since", changes.since)
+    until = stamp_bound("until", changes.until) if changes.until is not None else None
+    if until is not None and until <= since:
+        raise ChangeRangeError("until", f"until {changes.until} is not after since {changes.since}: the range is "
+                                        "empty (since is included, until is not)")
+    return since, until
 
 
 class As400DataMappingError(PermanentSourceError):
@@ -495,23 +527,48 @@ class As400Source:
                                     table_keyword=self._optimize,
                                     reread=None if unique else functools.partial(self._current_rows, spec))
             return
-        changed_since = None if journal else stamps_since
+        anchor = end_of_chain(journal, chain).as_watermark() if journal and chain else None
+        clock = self.source_clock(table) if spec.change_tracking and anchor is None else None
+        yield self._file_extraction(spec, layout, changed_since=None if journal else stamps_since, clock=clock,
+                                    anchor=anchor)
+
+    def check_range(self, spec: TableSpec, changes: ChangeRange) -> None:
+        """A backfill range must be two CYYMMDD/HHMMSS stamps, the second after the first (`stamp_range`)."""
+        self.table_of(spec)
+        stamp_range(changes)
+
+    @contextmanager
+    def extract_range(self, spec: TableSpec, changes: ChangeRange) -> Iterator[As400Extraction]:
+        """The rows whose change stamp lies in the range, read from the file itself even when it is journaled: its
+        CHGDAT/CHGTIM say which rows changed in the range as far back as the file goes, while the journal holds
+        only what its receivers still online keep. No clock, so no watermark: a backfill leaves it as it is."""
+        self.check_range(spec, changes)
+        since, until = stamp_range(changes)
+        with self.settings.connect() as connection:
+            layout = self.check_columns(spec, connection)
+        yield self._file_extraction(spec, layout, changed_since=since, changed_before=until)
+
+    def _file_extraction(
+        self, spec: TableSpec, layout: FileLayout, *, changed_since: tuple[int, int] | None = None,
+        changed_before: tuple[int, int] | None = None, clock: dt.datetime | None = None,
+        anchor: Watermark | None = None,
+    ) -> As400Extraction:
+        """A read of the file itself in key order, all of it or the rows stamped within the bounds; the same
+        statement listing only the keys is how a read that hits SQL0802 resumes."""
         tracking = layout.select_names(spec.change_tracking.columns) if spec.change_tracking else []
         keys = layout.select_names(spec.source_key_columns)
 
         def read(columns: list[str]) -> sql.Statement:
             return sql.select_rows(
-                table, columns, changed_since=changed_since, change_columns=tracking, order_by=keys,
-                optimize=sql.ALL_ROWS if self._optimize else None,
+                layout.table, columns, changed_since=changed_since, changed_before=changed_before,
+                change_columns=tracking, order_by=keys, optimize=sql.ALL_ROWS if self._optimize else None,
             )
 
         statement, listing = read(layout.select_names(spec.source_columns)), read(keys)
-        sql.guard_select(statement.sql, [table])
-        sql.guard_select(listing.sql, [table])
-        anchor = end_of_chain(journal, chain).as_watermark() if journal and chain else None
-        clock = self.source_clock(table) if spec.change_tracking and anchor is None else None
-        yield As400Extraction(self.settings, spec, [statement], layout=layout, key_listing=listing, clock=clock,
-                              anchor=anchor)
+        sql.guard_select(statement.sql, [layout.table])
+        sql.guard_select(listing.sql, [layout.table])
+        return As400Extraction(self.settings, spec, [statement], layout=layout, key_listing=listing, clock=clock,
+                               anchor=anchor)
 
     def _current_rows(self, spec: TableSpec, keys: list[RecordKey]) -> Iterator[pa.RecordBatch]:
         with self.extract_keys(spec, keys) as extraction:

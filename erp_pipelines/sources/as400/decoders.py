@@ -94,6 +94,10 @@ class EbcdicText(Decoder):
         return pa.Array.from_buffers(pa.string(), len(offsets) - 1, buffers)
 
 
+CYYMMDD_YEARS = range(1900, 2900)
+"""The years a CYYMMDD date can hold: its digit C (0 to 9) counts the centuries after 1900."""
+
+
 class CyymmddDate(Decoder):
     """IBM i CYYMMDD numeric date (DECIMAL(7,0)): C=0 → 19xx, C=1 → 20xx; 0 means "no date"."""
 
@@ -105,7 +109,8 @@ class CyymmddDate(Decoder):
             return undeliverable
         numbers, nulls = to_int64(columns[0])
         century, rest = numbers // 1_000_000, numbers % 1_000_000
-        dates, valid = dates_from_parts(1900 + century * 100 + rest // 10_000, rest // 100 % 100, rest % 100)
+        years = CYYMMDD_YEARS.start + century * 100 + rest // 10_000
+        dates, valid = dates_from_parts(years, rest // 100 % 100, rest % 100)
         empty = (numbers == 0) | nulls
         valid &= (century >= 0) & (century <= 9)
         invalid = ~valid & ~empty

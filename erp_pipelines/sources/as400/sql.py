@@ -107,21 +107,40 @@ def changed_since_condition(
     )
 
 
+def changed_before_condition(
+    date_column: str, time_column: str, changed_before: tuple[int, int]
+) -> tuple[str, tuple[str, ...]]:
+    """`(D < ? OR (D = ? AND T < ?))`: the (date, time) stamp strictly before a backfill's end, spelled out for
+    the same reason as `changed_since_condition`."""
+    date, time = (quote_identifier(date_column), quote_identifier(time_column))
+    stamp_date, stamp_time = changed_before
+    return (
+        f"({date} < ? OR ({date} = ? AND {time} < ?))",
+        (str(int(stamp_date)), str(int(stamp_date)), str(int(stamp_time))),
+    )
+
+
 def select_rows(
     table: QualifiedTable,
     columns: Sequence[str],
     *,
     changed_since: tuple[int, int] | None = None,
+    changed_before: tuple[int, int] | None = None,
     change_columns: Sequence[str] = (),
     order_by: Sequence[str] = (),
     optimize: str | None = None,
 ) -> Statement:
-    """The extraction query; with `changed_since` only rows whose (date, time) change stamp is ≥ it."""
+    """The extraction query; with `changed_since` only rows whose (date, time) change stamp is ≥ it, with
+    `changed_before` (a backfill's end) only those stamped before that. Every value is an integer marker."""
     sql = f"SELECT {', '.join(quote_identifier(c) for c in columns)} FROM {table.sql}"
-    parameters: tuple[str, ...] = ()
-    if changed_since is not None:
-        condition, parameters = changed_since_condition(*change_columns, changed_since)
-        sql += f" WHERE {condition}"
+    conditions = [
+        condition(*change_columns, stamp)
+        for condition, stamp in ((changed_since_condition, changed_since), (changed_before_condition, changed_before))
+        if stamp is not None
+    ]
+    parameters: tuple[str, ...] = tuple(value for _, values in conditions for value in values)
+    if conditions:
+        sql += " WHERE " + " AND ".join(text for text, _ in conditions)
     if order_by:
         sql += f" ORDER BY {', '.join(quote_identifier(c) for c in order_by)}"
     return Statement(_finish(sql, optimize), parameters, streamed=True)

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from erp_pipelines.core.source import (
     STRUCTURED_VALUES,
+    ChangeRange,
+    ChangeRangeError,
     InvalidWatermarkError,
     RecordKey,
     SchemaDriftError,
@@ -42,6 +44,33 @@ DATASTORE_MARKER = "__datastore_global_stamp"
 
 DEFAULT_BATCH_ROWS = 10_000
 """Entities per validated and loaded batch (the memory bound of a 4D sync)."""
+
+
+LARGEST_STAMP = 2**63 - 1
+"""`__GlobalStamp` is an Integer 64 field (DOC https://developer.4d.com/docs/ORDA/global-stamp)."""
+
+
+def stamp_bound(bound: str, text: str) -> int:
+    """One end of a backfill range as a global stamp; refused naming `bound` when it is none. A date cannot stand
+    for one: the stamp counts saves, it is no time, and the synced dataclasses carry no modification date (their
+    dates are business dates: created, ordered, invoiced), so nothing says which stamps a day's saves took."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or int(value) > LARGEST_STAMP:
+        raise ChangeRangeError(bound, f"{bound} {text!r} is not a 4D global stamp: 4D marks changes with "
+                                      f"{GLOBAL_STAMP}, a whole number from 0 to {LARGEST_STAMP} that counts "
+                                      "saves, not a date; give a stamp, e.g. the global_stamp of an earlier run's "
+                                      "watermark_before (sync_run)")
+    return int(value)
+
+
+def stamp_range(changes: ChangeRange) -> tuple[int, int | None]:
+    """The global stamps a backfill reads from (included) and up to (excluded); an empty range is refused."""
+    since = stamp_bound("since", changes.since)
+    until = stamp_bound("until", changes.until) if changes.until is not None else None
+    if until is not None and until <= since:
+        raise ChangeRangeError("until", f"until {changes.until} is not after since {changes.since}: the range is "
+                                        "empty (since is included, until is not)")
+    return since, until
 
 
 class StampWentBackwardsError(InvalidWatermarkError):
@@ -111,6 +140,7 @@ class Legacy4DExtraction:
         *,
         primary_key: str | None = None,
         overlap_stamps: int = DEFAULT_OVERLAP_STAMPS,
+        stamps: tuple[int, int | None] | None = None,
     ) -> None:
         self._client = client
         self._spec = spec
@@ -119,6 +149,7 @@ class Legacy4DExtraction:
         self._keys = keys
         self._primary_key = primary_key or spec.source_key_columns[0]
         self._overlap = overlap_stamps
+        self._stamps = stamps
         self._stamp: int | None = None
 
     @property
@@ -136,14 +167,19 @@ class Legacy4DExtraction:
         if spec.distinct_values_of:
             yield self._derived_batch(self._derived_values())
             return
-        tracked = spec.change_tracking is not None
-        if tracked:
+        filters: list[Condition] = []
+        if self._stamps is not None:
+            # A backfill's range: `>=` and `<` on __GlobalStamp, as 4D's own sync bounds it (4d-rest.md §6,
+            # `__GlobalStamp >= S AND __GlobalStamp <= E`); no watermark is taken.
+            since, until = self._stamps
+            filters.append((GLOBAL_STAMP, ">=", since))
+            if until is not None:
+                filters.append((GLOBAL_STAMP, "<", until))
+        elif spec.change_tracking is not None:
             self._stamp = self._client.global_stamp(spec.source_table, self._key)
             if self._since is not None:
                 check_stamp_not_behind(spec, self._since, self._stamp)
-        filters: list[Condition] = []
-        if self._since is not None and tracked:
-            filters.append((GLOBAL_STAMP, ">=", self._from_stamp()))
+                filters.append((GLOBAL_STAMP, ">=", self._from_stamp()))
         columns = spec.source_columns
         pending: list[dict[str, Any]] = []
         for page in self._client.iter_pages(spec.source_table, key=self._key, fields=columns, filters=filters):
@@ -355,6 +391,20 @@ class Legacy4DSource:
             primary_key = self.check_attributes(client, spec)
             yield Legacy4DExtraction(client, spec, since, self.batch_rows, primary_key=primary_key,
                                      overlap_stamps=self.overlap_stamps)
+
+    def check_range(self, spec: TableSpec, changes: ChangeRange) -> None:
+        """A backfill range must be two global stamps, the second above the first (`stamp_range`)."""
+        self._check(spec)
+        stamp_range(changes)
+
+    @contextmanager
+    def extract_range(self, spec: TableSpec, changes: ChangeRange) -> Iterator[Legacy4DExtraction]:
+        """The entities whose `__GlobalStamp` lies in the range; no watermark, no `__DeletedRecords`."""
+        self.check_range(spec, changes)
+        with self.session() as client:
+            primary_key = self.check_attributes(client, spec)
+            yield Legacy4DExtraction(client, spec, None, self.batch_rows, primary_key=primary_key,
+                                     stamps=stamp_range(changes))
 
     def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
         """The key attribute's typed value: a numeric primary key stays a number even in a batch whose key

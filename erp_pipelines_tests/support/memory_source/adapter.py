@@ -9,7 +9,14 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 
-from erp_pipelines.core.source import RecordKey, SourceChange, Watermark, exact_keys
+from erp_pipelines.core.source import (
+    ChangeRange,
+    ChangeRangeError,
+    RecordKey,
+    SourceChange,
+    Watermark,
+    exact_keys,
+)
 from erp_pipelines.core.spec import TableSpec
 
 log = logging.getLogger("erp_pipelines.sync.memory")
@@ -56,6 +63,14 @@ class MemorySource:
     @contextmanager
     def extract_keys(self, spec: TableSpec, keys: list[RecordKey]) -> Iterator[MemoryExtraction]:
         yield MemoryExtraction(self._batch({int(key[0]) for key in keys}))
+
+    def check_range(self, spec: TableSpec, changes: ChangeRange) -> None:
+        raise ChangeRangeError("since", f"{spec.entity}: the memory system keeps no change markers to backfill by")
+
+    @contextmanager
+    def extract_range(self, spec: TableSpec, changes: ChangeRange) -> Iterator[MemoryExtraction]:
+        self.check_range(spec, changes)
+        yield MemoryExtraction(self._batch())
 
     def record_keys(self, spec: TableSpec, raw: pa.RecordBatch) -> list[RecordKey]:
         return exact_keys(raw, spec.source_key_columns, trailing_blanks_significant=True)
