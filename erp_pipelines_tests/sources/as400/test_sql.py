@@ -136,3 +136,21 @@ REFUSED_STATEMENTS = [
 def test_guard_refuses(statement: str) -> None:
     with pytest.raises(UnsafeSqlError, match="refused SQL"):
         guard_select(statement, [PRODUCTS])
+
+
+def test_backfill_range_query_is_db2_for_i_with_integer_markers_only() -> None:
+    """A backfill's range: both bounds spelled out with basic predicates (Db2 for i compares row values only with
+    = and <>), every value an integer parameter marker, the end excluded."""
+    statement = select_rows(
+        PRODUCTS, ["ITEMNO", "CHGDAT", "CHGTIM"], changed_since=(1261101, 0), changed_before=(1261115, 120000),
+        change_columns=["CHGDAT", "CHGTIM"], order_by=["ITEMNO"], optimize=ALL_ROWS,
+    )
+    assert statement.sql == (
+        'SELECT "ITEMNO", "CHGDAT", "CHGTIM" FROM "PRODUCTLIB"."PRODUCTS" '
+        'WHERE ("CHGDAT" > ? OR ("CHGDAT" = ? AND "CHGTIM" >= ?)) '
+        'AND ("CHGDAT" < ? OR ("CHGDAT" = ? AND "CHGTIM" < ?)) '
+        'ORDER BY "ITEMNO" OPTIMIZE FOR ALL ROWS FOR READ ONLY'
+    )
+    assert statement.parameters == ("1261101", "1261101", "0", "1261115", "1261115", "120000")
+    assert statement.streamed and all(value.isdigit() for value in statement.parameters)
+    guard_select(statement.sql, [PRODUCTS])
