@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -10,15 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
+from erp_pipelines.sources.as400.adapter import to_cyymmdd_hhmmss
 from erp_pipelines_tests.support.django_app import DjangoApp
 from erp_pipelines_tests.support.legacy_4d import PASSWORD
 from erp_pipelines_tests.support.sandbox import ROOT, operator_env
 from erp_sandbox.as400.seed import SeedManifest
 from erp_sandbox.legacy_4d.server import EmulatorServer
+from erp_sandbox.legacy_4d.store import LegacyStore
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +211,91 @@ def test_into_the_application_test_connection_and_sync_stop_on_a_broken_mapping(
     assert "the application table public.products_product does not match the spec; nothing was written" in output
     assert "Traceback" not in output
     assert django_app.count("products_product") == 0
+
+
+def _pricing_keys(owner_url: str, count: int) -> list[tuple[str, str]]:
+    with psycopg2.connect(owner_url) as connection, connection.cursor() as cursor:
+        cursor.execute('select "ITEMNO", "PRCLST" from "PRODUCTLIB"."PRICING" order by 1, 2 limit %s', (count,))
+        return [(item.strip(), price_list.strip()) for item, price_list in cursor]
+
+
+def test_backfill_rereads_a_range_as_its_own_mode_and_keeps_the_watermark(
+    seed: Callable[..., SeedManifest], cli_env: dict[str, str], app_db: sa.Engine,
+    as400_source_sql: Callable[[str], None], as400_owner_url: str, legacy4d_seeded: dict,
+    legacy4d_store: LegacyStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed(products=40, warehouses=1, bad_share=0.0)
+    loaded = erp_sync(cli_env, "sync", "--entity", "product", "--entity", "pricing", "--entity", "Customers")
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    changed, outside = _pricing_keys(as400_owner_url, 2)
+    now_date, now_time = to_cyymmdd_hhmmss(dt.datetime.now().replace(microsecond=0))
+    as400_source_sql(f"""
+        update "PRODUCTLIB"."PRICING" set "UNITPRC" = 321.5, "CHGDAT" = 1261105
+            where "ITEMNO" = '{changed[0]}' and "PRCLST" = '{changed[1]}';
+        update "PRODUCTLIB"."PRICING" set "UNITPRC" = 654.5, "CHGDAT" = 1261120
+            where "ITEMNO" = '{outside[0]}' and "PRCLST" = '{outside[1]}';
+        update "PRODUCTLIB"."PRICING" set "CHGDAT" = {now_date}, "CHGTIM" = {now_time}
+            where ("ITEMNO", "PRCLST") in (select "ITEMNO", "PRCLST" from "PRODUCTLIB"."PRICING" order by 1, 2
+                                           offset 5 limit 1);""")
+    with app_db.connect() as connection:
+        watermark = connection.execute(sa.text("select value from sync_watermark where entity = 'product_pricing'")
+                                       ).scalar_one()
+
+    backfilled = erp_sync(cli_env, "sync", "--entity", "pricing", "--since", "2026-11-01", "--until", "2026-11-15")
+    assert backfilled.returncode == 0, backfilled.stdout + backfilled.stderr
+    assert ("app/product_pricing: COMPLETED [backfill since 2026-11-01 until 2026-11-15] processed=1, created=0, "
+            "updated=1, unchanged=0, deleted=0, rejected=0") in backfilled.stdout
+    with app_db.connect() as connection:
+        prices = dict(connection.execute(sa.text(
+            "select item_number, unit_price from product_pricing where (item_number, price_list) in "
+            "((:a, :b), (:c, :d))"), {"a": changed[0], "b": changed[1], "c": outside[0], "d": outside[1]}).all())
+        run = connection.execute(sa.text(
+            "select mode, dagster_run_id, watermark_after from sync_run where entity = 'product_pricing' "
+            "order by id desc limit 1")).one()
+        stored = connection.execute(sa.text("select value from sync_watermark where entity = 'product_pricing'")
+                                    ).scalar_one()
+    assert float(prices[changed[0]]) == 321.5 and float(prices[outside[0]]) != 654.5
+    assert run.mode == "backfill" and run.watermark_after == watermark and stored == watermark
+
+    stamp = str(legacy4d_store.global_stamp())  # the stamp the next save takes
+    with app_db.connect() as connection:
+        customer = connection.execute(sa.text("select min(legacy_id) from erp_customer")).scalar_one()
+    legacy4d_store.update("Customers", customer, {"CustomerName": "Backfilled from the CLI"})
+    four_d = erp_sync(cli_env, "sync", "--entity", "Customers", "--since", stamp)
+    assert four_d.returncode == 0, four_d.stdout + four_d.stderr
+    assert (f"app/erp_customer: COMPLETED [backfill since {stamp} until (open)] processed=1, created=0, updated=1"
+            in four_d.stdout)
+
+    monkeypatch.setenv("DAGSTER_PG_DB", cli_env["DAGSTER_PG_DB"])
+    with _instance(cli_env) as instance:
+        record = instance.get_run_records(dg.RunsFilter(run_ids=[run.dagster_run_id]))[0]
+        assert {key: record.dagster_run.tags.get(key) for key in ("erp/sync_mode", "erp/backfill_since",
+                "erp/backfill_until", "erp/trigger")} == {
+            "erp/sync_mode": "backfill", "erp/backfill_since": "2026-11-01", "erp/backfill_until": "2026-11-15",
+            "erp/trigger": "cli_backfill"}
+        event = instance.get_latest_materialization_event(dg.AssetKey(["app", "product_pricing"]))
+        metadata = event.asset_materialization.metadata
+        assert (metadata["mode"].value, metadata["backfill_since"].value, metadata["backfill_until"].value) == (
+            "backfill", "2026-11-01", "2026-11-15")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--entity", "pricing", "--since", "2026-11-10", "--until", "2026-11-01"],
+     "--until: until 2026-11-01 is not after since 2026-11-10: the range is empty"),
+    (["--entity", "pricing", "--since", "3000-01-01"],
+     "--since: since '3000-01-01' cannot be a CYYMMDD change stamp, which covers 1900-01-01 to 2899-12-31"),
+    (["--entity", "pricing", "--since", "1899-12-31"], "--since: since '1899-12-31' cannot be a CYYMMDD"),
+    (["--entity", "pricing", "--since", "2026-11-01", "--full"], "--since cannot go with --full"),
+    (["--entity", "Category", "--since", "10"], "--since: erp_category: Products has no change tracking"),
+    (["--entity", "Customers", "--since", "2026-11-01"], "--since: since '2026-11-01' is not a 4D global stamp"),
+    (["--entity", "pricing", "--until", "2026-11-01"], "--until needs --since"),
+    (["--since", "2026-11-01"], "--since needs --entity"),
+])
+def test_backfill_refuses_bad_input_naming_the_option(
+    cli_env: dict[str, str], app_db: sa.Engine, args: list[str], message: str
+) -> None:
+    result = erp_sync(cli_env, "sync", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in " ".join(result.stderr.split())
+    with app_db.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from sync_run")).scalar_one() == 0  # nothing started
