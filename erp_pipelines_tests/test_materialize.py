@@ -62,3 +62,37 @@ def test_materialize_every_asset_with_checks(
     for table in [*AS400_TABLES, *LEGACY_TABLES]:
         assert checks[(table, INTEGRITY_CHECK_NAME)] is True, table
         assert checks[(table, RECONCILIATION_CHECK_NAME)] is True, table
+
+
+def test_a_backfill_runs_from_the_run_config_as_the_ui_and_job_launch_pass_it(
+    seed: Callable[..., SeedManifest], as400: As400Resource, app_url: str, app_db: sa.Engine,
+    as400_source_sql: Callable[[str], None],
+) -> None:
+    """The asset config `mode`/`since`/`until` (Launchpad, `dagster job launch --config`) over the run tags."""
+    seed(products=30, warehouses=1, bad_share=0.0)
+    resources = {"as400": as400, "app_db": AppDatabaseResource(url=app_url)}
+    pricing = [asset for asset in table_assets if asset.key == dg.AssetKey(["app", "product_pricing"])]
+    product = [asset for asset in table_assets if asset.key == dg.AssetKey(["app", "product"])]
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([*product, *pricing], resources=resources, instance=instance).success
+        as400_source_sql('update "PRODUCTLIB"."PRICING" set "UNITPRC" = 99.25, "CHGDAT" = 1261105 where "ITEMNO" = '
+                         '(select min("ITEMNO") from "PRODUCTLIB"."PRICING")')
+        config = {"mode": "backfill", "since": "2026-11-01", "until": "2026-11-06"}
+        result = dg.materialize(pricing, resources=resources, instance=instance, tags={SYNC_MODE_TAG: "incremental"},
+                                run_config={"ops": {"app__product_pricing": {"config": config}}})
+        refused = dg.materialize(pricing, resources=resources, instance=instance, raise_on_error=False,
+                                 run_config={"ops": {"app__product_pricing": {"config": {
+                                     "mode": "backfill", "since": "2026-11-06", "until": "2026-11-01"}}}})
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert (metadata["mode"].value, metadata["backfill_since"].value, metadata["backfill_until"].value) == (
+        "backfill", "2026-11-01", "2026-11-06")
+    assert metadata["updated"].value >= 1 and metadata["deleted"].value == 0
+    assert not refused.success
+    (failure,) = [event for event in refused.all_events if event.is_step_failure]
+    assert "until 2026-11-01 is not after since 2026-11-06" in failure.step_failure_data.user_failure_data.description
+    with app_db.connect() as connection:
+        modes = connection.execute(sa.text("select mode from sync_run where entity = 'product_pricing' order by id")
+                                   ).scalars().all()
+    assert modes == ["full", "backfill"]
