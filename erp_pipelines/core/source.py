@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -152,6 +152,20 @@ class ChangeRange:
 
     since: str
     until: str | None = None
+
+
+Bound = TypeVar("Bound", int, tuple[int, int])
+
+
+def range_bounds(changes: ChangeRange, parse: Callable[[str, str], Bound]) -> tuple[Bound, Bound | None]:
+    """A backfill range's ends as the source compares them (`parse(bound, text)` each), from (included) and up
+    to (excluded); an empty range is refused naming `until`."""
+    since = parse("since", changes.since)
+    until = parse("until", changes.until) if changes.until is not None else None
+    if until is not None and until <= since:
+        raise ChangeRangeError("until", f"until {changes.until} is not after since {changes.since}: the range is "
+                                        "empty (since is included, until is not)")
+    return since, until
 
 
 class TableNotAllowedError(PermanentSourceError):

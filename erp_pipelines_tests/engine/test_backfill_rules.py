@@ -29,39 +29,33 @@ def test_as400_range_is_a_pair_of_cyymmdd_hhmmss_stamps() -> None:
     assert stamp_range(ChangeRange("2026-11-01T08:30:15", "2026-11-02")) == ((1261101, 83015), (1261102, 0))
 
 
-@pytest.mark.parametrize(("since", "until", "bound", "message"), [
-    ("1899-12-31", None, "since", "cannot be a CYYMMDD change stamp, which covers 1900-01-01 to 2899-12-31"),
-    ("2026-11-01", "2900-01-01", "until", "cannot be a CYYMMDD change stamp"),
-    ("2026-11-01", "2026-10-31", "until", "until 2026-10-31 is not after since 2026-11-01: the range is empty"),
-    ("2026-11-01", "2026-11-01", "until", "the range is empty"),
-    ("yesterday", None, "since", r"'yesterday' is not a date \(YYYY-MM-DD\)"),
-    ("2026-11-01T00:00:00+01:00", None, "since", "carries a UTC offset"),
-    ("2026-13-01", None, "since", "is not a date"),
-])
-def test_as400_refuses_a_range_it_cannot_read_naming_the_bound(
-    since: str, until: str | None, bound: str, message: str
-) -> None:
-    with pytest.raises(ChangeRangeError, match=message) as refused:
-        check_backfill(get_spec("product_pricing"), AS400, "backfill", ChangeRange(since, until))
-    assert refused.value.bound == bound
-
-
 def test_4d_range_is_a_pair_of_global_stamps() -> None:
     assert global_stamp_range(ChangeRange("120", "4000")) == (120, 4000)
     assert global_stamp_range(ChangeRange("0")) == (0, None)
 
 
-@pytest.mark.parametrize(("since", "until", "bound", "message"), [
-    ("2026-11-01", None, "since", "'2026-11-01' is not a 4D global stamp: 4D marks changes with __GlobalStamp"),
-    ("-5", None, "since", "is not a 4D global stamp"),
-    ("10", str(LARGEST_STAMP + 1), "until", "is not a 4D global stamp"),
-    ("500", "500", "until", "until 500 is not after since 500"),
+@pytest.mark.parametrize(("entity", "since", "until", "bound", "message"), [
+    ("product_pricing", "1899-12-31", None, "since",
+     "cannot be a CYYMMDD change stamp, which covers 1900-01-01 to 2899-12-31"),
+    ("product_pricing", "2026-11-01", "2900-01-01", "until", "cannot be a CYYMMDD change stamp"),
+    ("product_pricing", "2026-11-01", "2026-10-31", "until",
+     "until 2026-10-31 is not after since 2026-11-01: the range is empty"),
+    ("product_pricing", "2026-11-01", "2026-11-01", "until", "the range is empty"),
+    ("product_pricing", "yesterday", None, "since", r"'yesterday' is not a date \(YYYY-MM-DD\)"),
+    ("product_pricing", "2026-11-01T00:00:00+01:00", None, "since", "carries a UTC offset"),
+    ("product_pricing", "2026-13-01", None, "since", "is not a date"),
+    ("erp_order", "2026-11-01", None, "since",
+     "'2026-11-01' is not a 4D global stamp: 4D marks changes with __GlobalStamp"),
+    ("erp_order", "-5", None, "since", "is not a 4D global stamp"),
+    ("erp_order", "10", str(LARGEST_STAMP + 1), "until", "is not a 4D global stamp"),
+    ("erp_order", "500", "500", "until", "until 500 is not after since 500"),
 ])
-def test_4d_refuses_a_range_it_cannot_read_naming_the_bound(
-    since: str, until: str | None, bound: str, message: str
+def test_a_range_the_source_cannot_read_is_refused_naming_the_bound(
+    entity: str, since: str, until: str | None, bound: str, message: str
 ) -> None:
+    source = AS400 if entity == "product_pricing" else LEGACY_4D
     with pytest.raises(ChangeRangeError, match=message) as refused:
-        check_backfill(get_spec("erp_order"), LEGACY_4D, "backfill", ChangeRange(since, until))
+        check_backfill(get_spec(entity), source, "backfill", ChangeRange(since, until))
     assert refused.value.bound == bound
 
 

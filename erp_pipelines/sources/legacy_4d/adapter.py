@@ -22,6 +22,7 @@ from erp_pipelines.core.source import (
     TableNotAllowedError,
     Watermark,
     exact_keys,
+    range_bounds,
     require_source_columns,
 )
 from erp_pipelines.core.spec import TableSpec
@@ -64,13 +65,8 @@ def stamp_bound(bound: str, text: str) -> int:
 
 
 def stamp_range(changes: ChangeRange) -> tuple[int, int | None]:
-    """The global stamps a backfill reads from (included) and up to (excluded); an empty range is refused."""
-    since = stamp_bound("since", changes.since)
-    until = stamp_bound("until", changes.until) if changes.until is not None else None
-    if until is not None and until <= since:
-        raise ChangeRangeError("until", f"until {changes.until} is not after since {changes.since}: the range is "
-                                        "empty (since is included, until is not)")
-    return since, until
+    """The global stamps a backfill reads from (included) and up to (excluded)."""
+    return range_bounds(changes, stamp_bound)
 
 
 class StampWentBackwardsError(InvalidWatermarkError):
