@@ -155,10 +155,13 @@ class TableModel:
         for key in withdrawn | gone:
             self.target[key].live = False
             outcome.deleted += 1
+        found = {record.exact_key for record in read}
         if mode in ("full", "replay"):  # rule 7: no record with that exact key any more
-            found = {record.exact_key for record in read}
             for key in [key for key in self.quarantine if key not in found]:
                 del self.quarantine[key]
+        for key in deleted_at_source:  # rule 7: deleted at the source and not read again (the exact key: the
+            if key not in found:  # models' sources keep a key's target form and exact form alike)
+                self.quarantine.pop(key, None)
         return outcome
 
     def _converge_unique(self, read: list[Record], rules: dict[int, set[str]], leaving: set[Key]) -> None:

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from erp_pipelines.catalog import get_spec
+from erp_pipelines.core.source import ChangeRange
 from erp_pipelines.engine.sync import run_sync
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines_tests.model.harness import (
@@ -433,6 +434,18 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
         self._step()
         self._run("product_stock", mode, None)
 
+    @rule(entity=st.sampled_from(["product", "product_stock"]), days_back=st.integers(0, 3),
+          days=st.none() | st.integers(1, 3))
+    def backfill(self, entity: str, days_back: int, days: int | None) -> None:
+        """A backfill (issue 17) of the stamps from `days_back` days ago on, for `days` days or open-ended: it reads
+        only the rows stamped in that range, concludes nothing about the others and leaves the watermark alone."""
+        self._step()
+        since = dt.date.today() - dt.timedelta(days=days_back)
+        until = None if days is None else since + dt.timedelta(days=days)
+        watermark = self._stored_watermark(entity)
+        self._run(entity, "backfill", None, ChangeRange(since.isoformat(), until and until.isoformat()))
+        assert self._stored_watermark(entity) == watermark, f"{entity}: a backfill moved the watermark"
+
     def teardown(self) -> None:
         """Every example ends with an incremental and a full run of both tables, checked like any other."""
         for mode in ("incremental", "full"):
@@ -458,10 +471,16 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
     def _file(self, entity: str) -> PhysicalFile:
         return self.products if entity == "product" else self.stock
 
-    def _read(self, entity: str, mode: str) -> tuple[str, list[Record]]:
+    def _read(self, entity: str, mode: str, changes: ChangeRange | None = None) -> tuple[str, list[Record]]:
         """What the run reads, as the contract says (8, 10); returns the effective mode too."""
         rows, decode = (self.products.rows, decode_product) if entity == "product" else (self.stock.rows, decode_stock)
         records = [decode(row) for row in rows]
+        if changes is not None:  # the raw (CHGDAT, CHGTIM) pair in [since, until), as Db2 compares the numbers
+            since = to_cyymmdd(dt.datetime.fromisoformat(changes.since))
+            until = to_cyymmdd(dt.datetime.fromisoformat(changes.until)) if changes.until else None
+            return mode, [record for record, row in zip(records, rows, strict=True)
+                          if since <= (row["CHGDAT"], row["CHGTIM"]) and (until is None or
+                                                                          (row["CHGDAT"], row["CHGTIM"]) < until)]
         watermark = self._stored_watermark(entity)
         if mode == "incremental" and watermark is None:
             mode = "full"
@@ -477,7 +496,7 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
         return mode, [record for record, row in zip(records, rows, strict=True)
                       if row["CHGDAT"] > date or (row["CHGDAT"] == date and row["CHGTIM"] >= time)]
 
-    def _run(self, entity: str, mode: str, failure: Failure | None) -> None:
+    def _run(self, entity: str, mode: str, failure: Failure | None, changes: ChangeRange | None = None) -> None:
         spec = PRODUCT if entity == "product" else STOCK
         source = As400Source(self.stand.settings.replaced(batch_rows=self.batch_rows))
         fired = []
@@ -490,12 +509,12 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
                 else:
                     terminate_run_session(self.engine)
 
-        effective, read = self._read(entity, mode)
+        effective, read = self._read(entity, mode, changes)
         self.stand.counter.runs += 1
         described = f"{entity} {mode} run" + (f", {failure[0]} session killed after batch {failure[1]}"
                                               if failure else "")
         try:
-            run_sync(spec, source, self.stand.engine, mode=mode, on_batch=kill)  # type: ignore[arg-type]
+            run_sync(spec, source, self.stand.engine, mode=mode, changes=changes, on_batch=kill)  # type: ignore[arg-type]
         except Exception as exc:
             if not fired:
                 raise AssertionError(f"{described}: the run raised {type(exc).__name__}: {exc}") from exc
@@ -505,7 +524,7 @@ class As400Machine(RuleBasedStateMachine, ModelChecks):
         products = self.models["product"]
         outcome = model.apply(read, effective, parent_live=products.live if model.parent else None,
                               deleted_at_source=self._deleted(entity, effective))
-        if effective != "replay":
+        if effective not in ("replay", "backfill"):  # neither moves the journal position
             self._file(entity).committed()
         self._check(entity, described, outcome)
 
