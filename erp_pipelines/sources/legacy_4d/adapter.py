@@ -165,7 +165,9 @@ class Legacy4DExtraction:
             return
         filters: list[Condition] = []
         if self._stamps is not None:
-            # A backfill's range: `>=` and `<` on __GlobalStamp, as 4D's own sync bounds it (4d-rest.md §6,
+            # A backfill's range: `>=` and `<` on __GlobalStamp, two comparisons AND-ed with `:n` placeholders
+            # (DOC https://developer.4d.com/docs/20/REST/filter: "{attribute} {comparator} {placeholder} {AND/OR/
+            # EXCEPT} ...", comparators of dataClass.query()), as 4D's own sync bounds it (4d-rest.md §6,
             # `__GlobalStamp >= S AND __GlobalStamp <= E`); no watermark is taken.
             since, until = self._stamps
             filters.append((GLOBAL_STAMP, ">=", since))
