@@ -1,7 +1,9 @@
 """Jobs: named selections of table assets that operators launch and schedules trigger.
 
 Each source system declares its jobs (`SourceSystem.jobs`); `full_resync_job` re-reads everything; `verify_job`
-runs the row-by-row verification checks alone (a full read of each table: never part of a sync job). The sync
+runs the row-by-row verification checks alone (a full read of each table), which every other job subtracts: "by
+default, all jobs targeting an asset will also run associated checks" (Dagster docs, "Testing assets with asset
+checks"). The sync
 mode is incremental unless a run says otherwise (tag `erp/sync_mode=full` or the asset config `mode`); a
 table without a watermark yet is read in full either way.
 """

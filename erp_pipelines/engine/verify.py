@@ -1,11 +1,12 @@
 """Verify: the source and the target compared row by row on decoded values, writing to neither.
 
 The source is read through the same adapter and decoders a sync uses, so a row compares equal exactly when
-a sync would leave it unchanged (Db2 for i's HASH_ROW hashes raw values, blank-padded CHAR and CYYMMDD
-numbers, which is why the hashing happens here). The target is read back in the spec's column names and
+a sync would leave it unchanged. Db2 for i's HASH_ROW returns "the SHA512 hash value of the data content of
+a row" (IBM i 7.4 SQL reference, HASH_ROW): raw values, blank-padded CHAR and CYYMMDD numbers, which is why
+the hashing happens here, on decoded values. The target is read back in the spec's column names and
 types (an application table's references turned back into the parent's business key).
 
-Cost: each side is read once and hashed on the fly into a fixed number of key ranges (buckets of the key's
+Cost: each side is read once (the target alongside the source, on a thread of its own) and hashed on the fly into a fixed number of key ranges (buckets of the key's
 hash, so neither side has to be sorted, and the two systems' sort orders never have to agree); per range
 the row count and the sum of the row hashes are kept, so memory stays flat whatever the table size. Only
 when ranges differ are both sides read a second time, keeping just the rows of those ranges, which are then
