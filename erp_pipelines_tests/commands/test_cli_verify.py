@@ -158,3 +158,25 @@ def test_verify_4d_into_the_application_reads_references_back_and_writes_nothing
 def test_verify_bad_usage_exits_2_naming_the_option(cli_env: dict[str, str], args: list[str], message: str) -> None:
     result = erp_sync(cli_env, *args)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_verify_as400_into_the_application_compares_renamed_columns_and_key_references(
+    seed: Callable[..., SeedManifest], django_app: DjangoApp, app_db: sa.Engine, cli_env: dict[str, str],
+    legacy4d_seeded: dict, tmp_path: Path,
+) -> None:
+    seed(products=40, bad_share=0)
+    env = {**cli_env, "ERP_TARGET": "application"}
+    synced = erp_sync(env, "sync", "--entity", "product", "--entity", "product_measurement", "--entity", "erp_category")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    for entity in ("product", "product_measurement", "erp_category"):
+        clean = erp_sync(env, "verify", "--entity", entity)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert "differs=0" in clean.stdout and "verified: source and target agree" in clean.stdout
+    item = _one(app_db, "select min(item_number) from products_product where item_number is not null")[0]
+    django_app.execute(f"update products_product set name = 'TAMPERED' where item_number = '{item}'")
+    output = tmp_path / "product.csv"
+    tampered = erp_sync(env, "verify", "--entity", "product", "--output", str(output))
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    assert [(d["kind"], d["key"], d["columns"], d["target"]) for d in _written(output)] == [
+        ("differs", {"item_number": item}, ["description"], {"description": "TAMPERED"})]
+    assert erp_sync(env, "verify", "--entity", "product_measurement").returncode == 0
