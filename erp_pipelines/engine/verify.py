@@ -6,12 +6,14 @@ a row" (IBM i 7.4 SQL reference, HASH_ROW): raw values, blank-padded CHAR and CY
 the hashing happens here, on decoded values. The target is read back in the spec's column names and
 types (an application table's references turned back into the parent's business key).
 
-Cost: each side is read once (the target alongside the source, on a thread of its own) and hashed on the fly into a fixed number of key ranges (buckets of the key's
-hash, so neither side has to be sorted, and the two systems' sort orders never have to agree); per range
-the row count and the sum of the row hashes are kept, so memory stays flat whatever the table size. Only
-when ranges differ are both sides read a second time, keeping just the rows of those ranges, which are then
-compared value by value. Records whose key is open in the quarantine (`sync_error.resolved_at is null`) are
-left out on both sides and counted as still quarantined, not as missing.
+Cost: each side is read once (the target alongside the source, on a thread of its own) and hashed on the
+fly into a fixed number of key ranges (buckets of the key's hash, so neither side has to be sorted, and the
+two systems' sort orders never have to agree: Db2 for i orders CHAR by its sort sequence, EBCDIC by
+default); per range the row count and the sum of the row hashes are kept, so memory stays flat whatever the
+table size. Only when ranges differ are both sides read a second time, keeping just the rows of those
+ranges, which are then compared value by value. Records whose key is open in the quarantine
+(`sync_error.resolved_at is null`) are left out on both sides and counted as still quarantined, not as
+missing.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from erp_pipelines.engine.audit import Audit
 from erp_pipelines.engine.drift import check_application_table
 from erp_pipelines.engine.pipeline import Prefetcher
 from erp_pipelines.engine.postgres import quote
-from erp_pipelines.engine.target import Target, sql_type, target_of
+from erp_pipelines.engine.target import Reference, Target, sql_type, target_of
 from erp_pipelines.engine.validation import RowFailures, check_source_columns, decode, decode_business_key
 
 DEFAULT_RANGE_BITS = 16
@@ -328,9 +330,18 @@ def compare(read_source: Read, read_target: Read, key: Sequence[str], columns: S
 # --- reading the two sides of one table -------------------------------------------------------------------
 
 
+def key_references(spec: TableSpec) -> list[Reference]:
+    """References of an application table made of business-key columns only (a measurement's item number):
+    the key is compared as a column of its own, so whether the surrogate id points at the parent with that key
+    is compared as one more column, named after the id column, true on the source side."""
+    return [ref for ref in target_of(spec).references if set(ref.fk.columns) <= set(spec.business_key)]
+
+
 def decoded_schema(spec: TableSpec) -> pa.Schema:
-    """The spec's columns as its decoders type them: what both sides are brought to before hashing."""
-    return pa.schema([(column.target, column.decoder.arrow_type) for column in spec.columns])
+    """The compared columns typed as the spec's decoders type them: what both sides are brought to before
+    hashing; then a boolean per key reference (`key_references`)."""
+    return pa.schema([*((column.target, column.decoder.arrow_type) for column in spec.columns),
+                      *((ref.column, pa.bool_()) for ref in key_references(spec))])
 
 
 def read_source(spec: TableSpec, source: SourceAdapter) -> Read:
@@ -338,12 +349,16 @@ def read_source(spec: TableSpec, source: SourceAdapter) -> Read:
     decoded). Values a decoder cannot decode are NULL, as the sync stages them; the pandera model is not run:
     a record it would reject is either open in the quarantine (left out) or a difference either way."""
     schema = decoded_schema(spec)
+    references = [ref.column for ref in key_references(spec)]
 
     def batches() -> Iterator[pa.Table]:
         with source.extract(spec, None) as extraction, Prefetcher(extraction.batches()) as fetched:
             for raw in fetched:
                 check_source_columns(spec, raw)
-                yield decode(spec, raw, RowFailures()).cast(schema)
+                decoded = decode(spec, raw, RowFailures())
+                for name in references:
+                    decoded = decoded.append_column(name, pa.array(np.ones(decoded.num_rows, dtype=bool)))
+                yield decoded.cast(schema)
 
     return batches
 
@@ -351,6 +366,13 @@ def read_source(spec: TableSpec, source: SourceAdapter) -> Read:
 def _target_value(spec: TableSpec, target: Target, name: str) -> str:
     """SQL giving spec column `name` of target row `t`, as text of the spec's own type: an application
     table's reference read back as the parent's business key through its surrogate id."""
+    pointing = next((ref for ref in key_references(spec) if ref.column == name), None)
+    if pointing is not None:
+        parent = pointing.parent
+        same = " and ".join(f"p.{quote(parent.column(pc))} = t.{quote(target.column(c))}"
+                            for c, pc in zip(pointing.fk.columns, pointing.fk.parent_columns, strict=True))
+        return (f"(exists (select 1 from {parent.name} p where p.{quote(parent.table_surrogate_key)} = "
+                f"t.{quote(pointing.column)} and {same}))::text")
     reference = next((ref for ref in target.references if name in ref.fk.columns and name not in spec.business_key),
                      None)
     if reference is None:
@@ -451,5 +473,6 @@ def verify_table(spec: TableSpec, source: SourceAdapter, engine: sa.Engine, *,
         check_application_table(connection, spec)
         connection.rollback()
     target = target_of(spec)
-    return compare(read_source(spec, source), read_target(spec, engine), spec.business_key, spec.column_names,
+    return compare(read_source(spec, source), read_target(spec, engine), spec.business_key,
+                   decoded_schema(spec).names,
                    quarantined=open_quarantine_keys(spec, engine), bits=bits, keeps_deleted=target.keeps_deleted)

@@ -180,3 +180,14 @@ def test_verify_as400_into_the_application_compares_renamed_columns_and_key_refe
     assert [(d["kind"], d["key"], d["columns"], d["target"]) for d in _written(output)] == [
         ("differs", {"item_number": item}, ["description"], {"description": "TAMPERED"})]
     assert erp_sync(env, "verify", "--entity", "product_measurement").returncode == 0
+    measured, other = _one(app_db, "select m.item_number, (select min(p.id) from products_product p where "
+                                   "p.id <> m.product_id) from products_productmeasurement m "
+                                   "order by m.item_number, m.measure_type limit 1")
+    django_app.execute(f"update products_productmeasurement set product_id = {other} "
+                       f"where item_number = '{measured}'")
+    output = tmp_path / "measurement.json"
+    repointed = erp_sync(env, "verify", "--entity", "product_measurement", "--output", str(output))
+    assert repointed.returncode == 1, repointed.stdout + repointed.stderr
+    written = _written(output)
+    assert written and {(d["kind"], d["key"]["item_number"], tuple(d["columns"])) for d in written} == {
+        ("differs", measured, ("product_id",))}
