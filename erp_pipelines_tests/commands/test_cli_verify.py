@@ -35,6 +35,12 @@ def _one(app_db: sa.Engine, statement: str) -> tuple:
         return tuple(connection.exec_driver_sql(statement).one())
 
 
+def _column(app_db: sa.Engine, statement: str) -> list:
+    """One column of a query, on a connection closed at once (an open one would block the next test's TRUNCATE)."""
+    with app_db.connect() as connection:
+        return list(connection.exec_driver_sql(statement).scalars())
+
+
 def _source_state(owner_url: str) -> tuple:
     with psycopg2.connect(owner_url) as connection, connection.cursor() as cursor:
         cursor.execute("""select count(*), md5(string_agg(p::text, '|' order by p::text))
@@ -71,8 +77,8 @@ def test_verify_as400_names_exactly_the_changed_keys_and_columns_and_writes_noth
     assert "verified: source and target agree" in clean.stdout
 
     bad = set(manifest.bad_keys("PRODUCTLIB.PRODUCTS"))
-    good = [k for (k,) in app_db.connect().exec_driver_sql(
-        "select item_number from product where deleted_at is null order by item_number").all() if (k,) not in bad]
+    good = [k for k in _column(app_db, "select item_number from product where deleted_at is null order by item_number")
+            if (k,) not in bad]
     altered, removed, gone = good[0], good[1], good[2]
     with app_db.begin() as connection:
         connection.exec_driver_sql(f"update product set description = 'TAMPERED' where item_number = '{altered}'")
@@ -123,9 +129,8 @@ def test_verify_4d_into_the_application_reads_references_back_and_writes_nothing
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "differs=0" in clean.stdout and "(holds)" in clean.stdout
 
-    ids = [i for (i,) in app_db.connect().exec_driver_sql(
-        "select legacy_id from products_product where legacy_id is not null and deleted_at is null "
-        "order by legacy_id limit 4").all()]
+    ids = _column(app_db, "select legacy_id from products_product where legacy_id is not null and deleted_at is null "
+                          "order by legacy_id limit 4")
     renamed, recategorised, hidden, deleted = ids
     other = _one(app_db, f"select c.id from products_category c where c.id <> (select category_id from "
                          f"products_product where legacy_id = {recategorised}) order by c.id limit 1")[0]
