@@ -43,6 +43,7 @@ def odbc_floor() -> dict:
     table = sql.QualifiedTable.parse(spec.source_table)
     statement = sql.select_rows(table, spec.source_columns, order_by=spec.source_key_columns)
     rows = 0
+    start = time.perf_counter()
     reader = arrow_odbc.read_arrow_batches_from_odbc(
         query=statement.sql,
         connection_string=settings.connection_string(with_credentials=True),
@@ -50,7 +51,24 @@ def odbc_floor() -> dict:
     )
     for batch in reader:
         rows += batch.num_rows
-    return {"rows": rows}
+    return {"rows": rows, "fetch_seconds": time.perf_counter() - start}
+
+
+def verify(entity: str) -> dict:
+    """`erp-sync verify` in-process (no Dagster): one table compared row by row with its source, after a sync
+    (run.py's scenarios leave one behind). Compare its time with `odbc_floor` at the same size."""
+    from erp_pipelines.app_db.engine import app_engine
+    from erp_pipelines.catalog import get_spec
+    from erp_pipelines.engine.verify import verify_table
+    from erp_pipelines.sources.as400.adapter import As400Source
+    from erp_pipelines.sources.as400.connection import As400Settings
+
+    source = As400Source(As400Settings.from_env(_as400_env()))
+    start = time.perf_counter()
+    comparison = verify_table(get_spec(entity), source, app_engine(os.environ["BENCH_APP_DATABASE_URL"]))
+    return {"verify_seconds": time.perf_counter() - start, "source_records": comparison.source_records,
+            "target_live_rows": comparison.target_live_rows, "still_quarantined": comparison.quarantined_in_source,
+            "ranges_differing": comparison.ranges_differing, **comparison.counts()}
 
 
 def copy_floor(csv_path: str) -> dict:
@@ -150,6 +168,7 @@ def main() -> None:
     sync.add_argument("--mode", default="full")
     sync.add_argument("--tracking", default="auto", choices=["auto", "stamps"])
     sub.add_parser("odbc_floor")
+    sub.add_parser("verify").add_argument("--entity", default="product_stock")
     sub.add_parser("copy_floor").add_argument("--csv", required=True)
     sub.add_parser("per_record").add_argument("--sample", type=int, default=20_000)
     sub.add_parser("legacy_4d_floor").add_argument("--port", type=int, required=True)
@@ -167,6 +186,8 @@ def main() -> None:
         result = legacy_4d_sync(args.port, args.entity)
     elif args.task == "legacy_4d_floor":
         result = legacy_4d_floor(args.port)
+    elif args.task == "verify":
+        result = verify(args.entity)
     else:
         result = odbc_floor()
     print(json.dumps(result))

@@ -1,4 +1,5 @@
-"""Asset checks of the application tables: blocking integrity and source reconciliation."""
+"""Asset checks of the application tables: blocking integrity, source reconciliation, and the row-by-row
+verification, which runs on its own schedule (`schedules.verify_schedule`), never with a sync."""
 
 
 import dagster as dg
@@ -10,12 +11,15 @@ from erp_pipelines.catalog import CATALOG, system_of
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.reconcile import reconcile
 from erp_pipelines.engine.target import target_of
+from erp_pipelines.engine.verify import verify_table
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.system import resource_of
 
 INTEGRITY_CHECK_NAME = "live_rows_present_and_unique"
 RECONCILIATION_CHECK_NAME = "reconciles_with_source"
 POSITION_CHECK_NAME = "source_position_retained"
+VERIFY_CHECK_NAME = "matches_source_row_by_row"
+VERIFY_SAMPLE_SIZE = 20
 
 
 def _live_counts(engine: sa.Engine, spec: TableSpec) -> tuple[int, int]:
@@ -105,6 +109,48 @@ def build_position_check(spec: TableSpec) -> dg.AssetChecksDefinition:
     return _position
 
 
+def build_verify_check(spec: TableSpec) -> dg.AssetChecksDefinition:
+    """Every mapped value compared with the source's decoded value (`engine.verify`): a full read of both
+    sides, so it is scheduled on its own, off the sync jobs; reads only. Quarantined records are counted,
+    not failed (the sync reports them already)."""
+
+    @dg.asset_check(
+        asset=table_asset_key(spec),
+        name=VERIFY_CHECK_NAME,
+        required_resource_keys={spec.source_system, "app_db"},
+        pool=spec.source_system,
+        description=f"Every live row of {spec.target_table} holds exactly what a sync of {spec.source_table} would "
+                    "write, no source record is missing and no live row is gone at the source (row-by-row "
+                    "comparison of decoded values).",
+    )
+    def _verify(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        source = resource_of(context.resources, system_of(spec)).source()
+        app_db: AppDatabaseResource = context.resources.app_db
+        comparison = verify_table(spec, source, app_db.engine())
+        counts = comparison.counts()
+        sample = [{"kind": d.kind, "key": [str(part) for part in d.key], "columns": list(d.columns)}
+                  for d in comparison.differences[:VERIFY_SAMPLE_SIZE]]
+        return dg.AssetCheckResult(
+            passed=comparison.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=None if comparison.passed else ", ".join(
+                f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items() if count)
+            + f" (see `erp-sync verify --entity {spec.entity} --output FILE.csv`)",
+            metadata={
+                "source_records": comparison.source_records,
+                "live_target_rows": comparison.target_live_rows,
+                "still_quarantined": comparison.quarantined_in_source,
+                **counts,
+                "key_ranges_differing": comparison.ranges_differing,
+                "differences_sample": dg.MetadataValue.json(sample),
+            },
+        )
+
+    return _verify
+
+
 integrity_checks = [build_integrity_check(spec) for spec in CATALOG]
 position_checks = [build_position_check(spec) for spec in CATALOG]
 reconciliation_checks = [build_reconciliation_check(spec) for spec in CATALOG]
+verify_checks = [build_verify_check(spec) for spec in CATALOG]
+VERIFY_CHECK_KEYS = [dg.AssetCheckKey(table_asset_key(spec), VERIFY_CHECK_NAME) for spec in CATALOG]

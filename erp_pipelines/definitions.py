@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from erp_pipelines.assets import source_assets, table_assets
-from erp_pipelines.checks import integrity_checks, position_checks, reconciliation_checks
+from erp_pipelines.checks import integrity_checks, position_checks, reconciliation_checks, verify_checks
 from erp_pipelines.jobs import all_jobs
 from erp_pipelines.logs import configure_sync_logs
 from erp_pipelines.resources import app_database_resource
@@ -17,7 +17,7 @@ configure_sync_logs()
 
 defs = dg.Definitions(
     assets=[*source_assets, *table_assets],
-    asset_checks=[*integrity_checks, *reconciliation_checks, *position_checks],
+    asset_checks=[*integrity_checks, *reconciliation_checks, *position_checks, *verify_checks],
     jobs=all_jobs,
     schedules=all_schedules,
     sensors=all_sensors,

@@ -1,11 +1,12 @@
-"""Schedules: one per job a source system declares, in an explicit timezone (ERP_TIMEZONE, default UTC)."""
+"""Schedules: one per job a source system declares, plus the weekly verification, in an explicit timezone
+(ERP_TIMEZONE, default UTC)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from erp_pipelines.cadence import cron_for_interval, interval_seconds, sync_enabled, timezone
-from erp_pipelines.jobs import system_jobs
+from erp_pipelines.jobs import system_jobs, verify_job
 from erp_pipelines.sources.registry import SYSTEMS
 from erp_pipelines.sources.system import JobDefault, SourceSystem
 
@@ -34,4 +35,18 @@ def build_schedule(system: SourceSystem, job: JobDefault) -> dg.ScheduleDefiniti
     return _schedule
 
 
-all_schedules = [build_schedule(system, job) for system in SYSTEMS for job in system.jobs]
+VERIFY_CRON = "0 4 * * 0"
+"""Sundays 04:00, after the nightly syncs: a full read of every table on both sides."""
+
+verify_schedule = dg.ScheduleDefinition(
+    name="verify_schedule",
+    job=verify_job,
+    cron_schedule=VERIFY_CRON,
+    execution_timezone=timezone(),
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=f"Row-by-row verification of every table on {VERIFY_CRON} ({timezone()}); stopped until an "
+                "operator starts it (a full read of each source table).",
+    tags={"erp/trigger": "verify_schedule"},
+)
+
+all_schedules = [*(build_schedule(system, job) for system in SYSTEMS for job in system.jobs), verify_schedule]

@@ -74,3 +74,14 @@ def test_bad_interval_fails_loading_with_the_setting_named() -> None:
     )
     assert result.returncode != 0
     assert "AS400_SYNC_INTERVAL=7000" in result.stderr
+
+
+def test_verification_runs_on_its_own_schedule_stopped_by_default_and_never_with_a_sync() -> None:
+    schedule = defs.resolve_schedule_def("verify_schedule")
+    assert schedule.cron_schedule == "0 4 * * 0" and schedule.job_name == "verify_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    verify = {key.name for key in defs.resolve_job_def("verify_job").asset_layer.asset_graph.asset_check_keys}
+    assert verify == {"matches_source_row_by_row"}
+    for job in ("as400_daily_job", "as400_inventory_job", "legacy_4d_daily_job", "full_resync_job"):
+        checks = {key.name for key in defs.resolve_job_def(job).asset_layer.asset_graph.asset_check_keys}
+        assert checks and "matches_source_row_by_row" not in checks, job

@@ -10,9 +10,12 @@ configuration (an entity of a source system that is not configured included).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import json
 import os
 import sys
+from pathlib import Path
 
 import click
 import dagster as dg
@@ -28,6 +31,7 @@ from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.engine.drift import application_table_differences
 from erp_pipelines.engine.sync import check_backfill
+from erp_pipelines.engine.verify import Comparison, Difference, verify_table
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.progress import showing_progress
 from erp_pipelines.sources.registry import SYSTEMS
@@ -105,6 +109,7 @@ def _materialize(specs: list[TableSpec], mode: str, trigger: str, *, retry: bool
     """Runs the specs' assets (and their checks) through the Dagster instance, showing progress on stderr;
     prints each table's counts, each check's outcome and each failure's message; exits with the outcome."""
     from erp_pipelines.assets import BACKFILL_SINCE_TAG, BACKFILL_UNTIL_TAG, RETRY_TAG, SYNC_MODE_TAG, table_asset_key
+    from erp_pipelines.checks import VERIFY_CHECK_NAME
 
     try:
         from erp_pipelines.definitions import defs
@@ -116,7 +121,7 @@ def _materialize(specs: list[TableSpec], mode: str, trigger: str, *, retry: bool
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(keys),
         asset_check_selection={check for check in defs.resolve_asset_graph().asset_check_keys
-                               if check.asset_key in keys},
+                               if check.asset_key in keys and check.name != VERIFY_CHECK_NAME},
     )
     tags = {SYNC_MODE_TAG: mode, "erp/trigger": trigger, RETRY_TAG: "policy" if retry else "never"}
     if changes is not None:
@@ -339,6 +344,87 @@ def errors(entity: str, limit: int, include_resolved: bool) -> None:
             click.echo(f"  last changed at the source {row.changed_at} by {row.changed_by} "
                        f"(job {row.job}, program {row.program})")
     click.echo(f"{len(rows)} record(s)")
+
+
+def _shown_difference(spec: TableSpec, difference: Difference) -> str:
+    key = ", ".join(f"{name}={value!r}" for name, value in zip(spec.business_key, difference.key, strict=True))
+    if difference.kind == "differs":
+        changed = "; ".join(f"{name}: source {a!r}, target {b!r}" for name, a, b in
+                            zip(difference.columns, difference.source, difference.target, strict=True))
+        return f"differs ({key}): {changed}"
+    return f"{difference.kind.replace('_', ' ')} ({key})"
+
+
+def _difference_record(spec: TableSpec, difference: Difference) -> dict[str, object]:
+    """One difference, JSON-safe: values as text (decimals keep their scale), NULL as null."""
+    def text(values: tuple) -> dict[str, str | None]:
+        names = difference.columns
+        return {name: None if value is None else str(value) for name, value in zip(names, values, strict=False)}
+
+    return {"kind": difference.kind,
+            "key": {name: str(value) for name, value in zip(spec.business_key, difference.key, strict=True)},
+            "columns": list(difference.columns), "source": text(difference.source), "target": text(difference.target)}
+
+
+def _write_differences(path: Path, spec: TableSpec, comparison: Comparison) -> None:
+    records = [_difference_record(spec, d) for d in comparison.differences]
+    records += [{"kind": "quarantined", "key": {name: str(v) for name, v in zip(spec.business_key, key, strict=True)},
+                 "columns": [], "source": {}, "target": {}} for key in comparison.quarantined_keys]
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+        return
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["kind", "key", "columns", "source", "target"])
+        for record in records:
+            writer.writerow([record["kind"], json.dumps(record["key"], ensure_ascii=False), " ".join(record["columns"]),
+                             json.dumps(record["source"], ensure_ascii=False),
+                             json.dumps(record["target"], ensure_ascii=False)])
+
+
+@main.command()
+@click.option("--entity", required=True, help="Entity (or alias) to verify.")
+@click.option("--sample", default=20, show_default=True, type=click.IntRange(min=0),
+              help="How many differences to print (the full list goes to --output).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every difference (and every still-quarantined key) to FILE.csv or FILE.json.")
+def verify(entity: str, sample: int, output: Path | None) -> None:
+    """Compare source and target row by row on decoded values, writing to neither.
+
+    Reports keys missing in the target, live keys the source no longer has, rows whose values differ (naming
+    the columns) and records still quarantined (those are not differences: a sync left them out on purpose).
+    Exit code 1 on any difference."""
+    if output is not None and output.suffix.lower() not in (".csv", ".json"):
+        raise click.UsageError(f"--output {output}: name a .csv or a .json file")
+    try:
+        spec = get_spec(entity)
+    except UnknownEntityError as exc:
+        raise click.UsageError(str(exc)) from None
+    _configured([spec], named=True)
+    try:
+        source = system_of(spec).resource(secrets_from_env_var=False).source()
+    except SettingError as exc:
+        raise click.UsageError(str(exc)) from None
+    comparison = verify_table(spec, source, _engine())
+    counts = comparison.counts()
+    click.echo(
+        f"{spec.entity}: {comparison.source_records} source records, {comparison.target_live_rows} live target "
+        f"rows, {comparison.quarantined_in_source} still quarantined; "
+        + ", ".join(f"{kind.replace('_', ' ')}={count}" for kind, count in counts.items())
+        + f"; {comparison.ranges_differing} of {comparison.ranges} key ranges differ")
+    click.echo(f"source records = live target rows + open quarantine: {comparison.source_records} = "
+               f"{comparison.target_live_rows - comparison.quarantined_live} + {comparison.quarantined_in_source} "
+               f"({'holds' if comparison.invariant_holds else 'DOES NOT HOLD'})")
+    for difference in comparison.differences[:sample]:
+        click.echo(f"  {_shown_difference(spec, difference)}")
+    if len(comparison.differences) > sample:
+        click.echo(f"  … and {len(comparison.differences) - sample} more" + (f" (all in {output})" if output else
+                                                                             " (--output FILE.csv for all)"))
+    if output is not None:
+        _write_differences(output, spec, comparison)
+    click.echo("verified: source and target agree" if comparison.passed else
+               f"DIFFERENT: {len(comparison.differences)} difference(s)")
+    sys.exit(0 if comparison.passed else 1)
 
 
 if __name__ == "__main__":
