@@ -11,8 +11,10 @@ configuration (an entity of a source system that is not configured included).
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 import sys
+from pathlib import Path
 
 import click
 import dagster as dg
@@ -23,12 +25,16 @@ from erp_pipelines.app_db.engine import DatabaseUrlError, app_engine
 from erp_pipelines.app_db.tables import source_change, sync_error, sync_run
 from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
+from erp_pipelines.core.draft import DraftError
 from erp_pipelines.core.source import SettingError
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.engine.drift import application_table_differences
+from erp_pipelines.migrations import HERE as MIGRATIONS
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.progress import showing_progress
+from erp_pipelines.scaffold import REVIEW
+from erp_pipelines.scaffold import write as write_scaffold
 from erp_pipelines.sources.registry import SYSTEMS
 
 
@@ -253,6 +259,43 @@ def test_connection(source: str) -> None:
             click.echo(f"{system.name}: FAILED — {type(exc).__name__}: {exc}", err=True)
     failed = _check_application_tables(source) or failed
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--source", "source_name", required=True,
+              type=click.Choice([system.name for system in SYSTEMS if system.scaffolded_package]),
+              help="The source system whose catalog describes the table.")
+@click.argument("table")
+@click.option("--key", default="", help="Business key source column(s), comma-separated, when the catalog has none.")
+@click.option("--into", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the generated module; default: the system's `scaffolded` package.")
+@click.option("--migrations-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the generated migration; default: erp_pipelines/migrations/versions.")
+def scaffold(source_name: str, table: str, key: str, into: Path | None, migrations_dir: Path | None) -> None:
+    """Write the spec, pandera model and migration of a new source TABLE from the source's own catalog.
+
+    `--source as400 PURCHLIB.SUPPLIERS` reads QSYS2 (columns, keys, journaling), `--source legacy_4d Suppliers`
+    reads $catalog/Suppliers. Every guess is a `# REVIEW:` comment in the module: review, then commit it;
+    an AS400 file is read only once it is also in AS400_ALLOWED_TABLES."""
+    system = next(system for system in SYSTEMS if system.name == source_name)
+    assert system.scaffolded_package is not None
+    package = Path(importlib.import_module(system.scaffolded_package).__path__[0])
+    words = ["erp-sync", "scaffold", "--source", source_name, table, *(["--key", key] if key else [])]
+    try:
+        draft = system.resource(secrets_from_env_var=False).draft_table(
+            table, tuple(part.strip() for part in key.split(",") if part.strip()))
+        written = write_scaffold(draft, into or package, migrations_dir or MIGRATIONS / "versions", " ".join(words),
+                                 known_entities={name for spec in CATALOG for name in spec.names})
+    except (DraftError, SettingError) as exc:
+        raise click.UsageError(str(exc)) from None
+    reviews = written.module.read_text().count(REVIEW)
+    click.echo(f"wrote {written.module} (entity {written.spec.entity}, {len(written.spec.columns)} columns, "
+               f"{reviews} REVIEW comments)")
+    click.echo(f"wrote {written.migration}")
+    if source_name == "as400":
+        click.echo(f"next: review, commit, add {written.spec.source_table} to AS400_ALLOWED_TABLES, erp-sync migrate")
+    else:
+        click.echo("next: review, commit, erp-sync migrate")
 
 
 def _check_application_tables(source: str) -> bool:

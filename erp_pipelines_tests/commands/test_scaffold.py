@@ -1,0 +1,188 @@
+"""`erp-sync scaffold` end to end: a NEW file in the AS400 stand-in and a NEW dataclass in the 4D emulator are
+scaffolded by the CLI (a real process, against the real stand-ins) into a temporary package and migrations
+directory, migrated with Alembic and synced by the engine, with no hand edit of the generated code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from erp_pipelines.app_db import tables as app_tables
+from erp_pipelines.core.spec import TableSpec
+from erp_pipelines.engine.sync import SyncReport, run_sync
+from erp_pipelines.migrations import HERE as MIGRATIONS
+from erp_pipelines.migrations import alembic_config
+from erp_pipelines.scaffold import load_module
+from erp_pipelines.sources.as400.resource import As400Resource
+from erp_pipelines_tests.commands.test_cli import erp_sync
+from erp_pipelines_tests.support.sandbox import ROOT, operator_env
+from erp_sandbox.as400.schema import create_schema
+from erp_sandbox.legacy_4d.server import EmulatorServer
+
+pytestmark = pytest.mark.integration
+
+LIBRARY, FILE = "SCAFLIB", "SUPPLIERS"
+ROWS = 25
+FILLER_WIDTHS = (1, 2, 3, 5, 8, 12, 20, 30)
+
+
+def _file_columns() -> list[tuple[str, str, str | None]]:
+    """60 fields as an RPG shop's supplier master has them: (name, stand-in type, column comment)."""
+    columns: list[tuple[str, str, str | None]] = [
+        ("SUPNO", "char(10) not null", 'TEXT="Supplier number"'),
+        ("SUPNAM", "char(40) not null default ''", 'TEXT="Supplier name" HEADING="Supplier  Name"'),
+        ("CRTDAT", "decimal(7, 0) not null default 0", 'TEXT="Created on"'),
+        ("ORDTIM", "decimal(6, 0) not null default 0", None),
+        ("BALANCE", "decimal(11, 2) not null default 0", None),
+        ("CRDLMT", "numeric(9, 2) not null default 0", 'ZONED TEXT="Credit limit"'),
+        ("SUPNOTE", "bytea", None),
+        ("SEQNUM", "decimal(7, 0) not null default 0", None),
+        ("PAYMENT_TERMS_CODE", "char(4) not null default ''", "SYSTEM_NAME=PAYTRM"),
+        ("LINES", "integer", None),
+        ("CHGDAT", "decimal(7, 0) not null default 0", None),
+        ("CHGTIM", "decimal(6, 0) not null default 0", None),
+    ]
+    for number in range(60 - len(columns)):
+        if number % 3 == 0:
+            columns.append((f"CH{number:02d}", f"char({FILLER_WIDTHS[number % 8]}) not null default ''", None))
+        elif number % 3 == 1:
+            columns.append((f"AM{number:02d}", "decimal(9, 3) not null default 0", None))
+        else:
+            columns.append((f"QT{number:02d}", "numeric(5, 0) not null default 0", "ZONED"))
+    return columns
+
+
+def _row(i: int, columns: list[tuple[str, str, str | None]]) -> dict[str, object]:
+    values: dict[str, object] = {
+        "SUPNO": f"S{i:04d}", "SUPNAM": f"Supplier {i}", "CRTDAT": 0 if i % 5 == 0 else 1240100 + i,
+        "ORDTIM": 80000 + i, "BALANCE": decimal.Decimal(i) * decimal.Decimal("10.25"),
+        "CRDLMT": decimal.Decimal("1000.50"), "SUPNOTE": f"Note {i}".encode("cp037"), "SEQNUM": i,
+        "PAYMENT_TERMS_CODE": "N30", "LINES": i * 2, "CHGDAT": 1251201, "CHGTIM": 101500 + i,
+    }
+    for name, kind, _ in columns:
+        if name not in values:
+            values[name] = ("X" * int(kind.split("(")[1].split(")")[0]))[: 1 + i % 3] if name.startswith("CH") else i
+    return values
+
+
+@pytest.fixture
+def new_file(as400_owner_url: str, as400_source_sql: Callable[[str], None]) -> Iterator[list]:
+    """SCAFLIB.SUPPLIERS: a DDS-style keyed physical file (a unique key, no SQL constraint) of 60 fields."""
+    create_schema(as400_owner_url)
+    columns = _file_columns()
+    as400_source_sql(f'drop schema if exists "{LIBRARY}" cascade; create schema "{LIBRARY}"')
+    fields = ", ".join(f'"{name}" {kind}' for name, kind, _ in columns)
+    as400_source_sql(f'create table "{LIBRARY}"."{FILE}" ({fields})')
+    for name, _, comment in columns:
+        if comment:
+            as400_source_sql(f"""comment on column "{LIBRARY}"."{FILE}"."{name}" is '{comment}'""")
+    as400_source_sql(f'create unique index "{FILE}_K" on "{LIBRARY}"."{FILE}" ("SUPNO")')
+    as400_source_sql(f"""comment on index "{LIBRARY}"."{FILE}_K" is 'DDS_KEYED'""")
+    rows = [_row(i, columns) for i in range(1, ROWS + 1)]
+    with psycopg2.connect(as400_owner_url) as connection, connection.cursor() as cursor:
+        names = [name for name, _, _ in columns]
+        quoted_names = ", ".join(f'"{name}"' for name in names)
+        cursor.executemany(
+            f'insert into "{LIBRARY}"."{FILE}" ({quoted_names}) '
+            f'values ({", ".join(["%s"] * len(names))})',
+            [tuple(psycopg2.Binary(row[n]) if isinstance(row[n], bytes) else row[n] for n in names) for row in rows])
+    connection.close()
+    as400_source_sql(f'grant usage on schema "{LIBRARY}" to as400_reader; '
+                     f'grant select on all tables in schema "{LIBRARY}" to as400_reader')
+    yield rows
+    as400_source_sql(f'drop schema if exists "{LIBRARY}" cascade')
+
+
+@pytest.fixture
+def scaffold_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    return tmp_path / "scaffolded", tmp_path / "versions"
+
+
+@pytest.fixture
+def migrate_scaffolded(app_url: str, scaffold_dirs: tuple[Path, Path]) -> Iterator[Callable[[TableSpec], None]]:
+    """Applies the generated migration with Alembic (the project's revisions plus the generated one); afterwards
+    the table is dropped by the generated downgrade and forgotten by the project's metadata again."""
+    config = alembic_config(app_url)
+    config.set_main_option("version_locations", f"{MIGRATIONS / 'versions'} {scaffold_dirs[1]}")
+    migrated: list[TableSpec] = []
+
+    def _migrate(spec: TableSpec) -> None:
+        command.upgrade(config, "head")
+        migrated.append(spec)
+
+    yield _migrate
+    for spec in migrated:
+        command.downgrade(config, "-1")
+        # the engine registered the table in the process-wide metadata (app_db.tables.table_of); later tests
+        # empty every table there, and this one is gone
+        app_tables.metadata.remove(app_tables.metadata.tables[spec.target_table])
+        app_tables._TARGET_TABLES.pop(spec.target_table)
+
+
+def _scaffold(env: dict[str, str], dirs: tuple[Path, Path], source: str, table: str) -> tuple[TableSpec, str]:
+    result = erp_sync(env, "scaffold", "--source", source, table, "--into", str(dirs[0]),
+                      "--migrations-dir", str(dirs[1]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (module,) = dirs[0].glob("*.py")
+    (migration,) = dirs[1].glob("*.py")
+    assert f"wrote {module}" in result.stdout and f"wrote {migration}" in result.stdout
+    lint = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--config", str(ROOT / "pyproject.toml"),
+                           str(module)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + module.read_text()
+    return load_module(module, f"generated_{module.stem}").SPEC, module.read_text()
+
+
+def _counts_add_up(report: SyncReport) -> None:
+    assert report.processed == report.created + report.updated + report.unchanged + report.rejected
+
+
+def test_scaffold_a_new_as400_file_then_migrate_and_sync_it(
+    new_file: list[dict], tmp_path: Path, app_url: str, app_db: sa.Engine, legacy4d_server: EmulatorServer,
+    scaffold_dirs: tuple[Path, Path], migrate_scaffolded: Callable[[TableSpec], None], as400: As400Resource,
+) -> None:
+    env = operator_env(tmp_path, app_url, legacy4d_server.port)
+    spec, code = _scaffold(env, scaffold_dirs, "as400", f"{LIBRARY}.{FILE}")
+
+    assert spec.source_table == "SCAFLIB.SUPPLIERS" and spec.business_key == ("supplier_number",)
+    assert spec.change_tracking is not None and spec.change_tracking.columns == ("CHGDAT", "CHGTIM")
+    assert len(spec.source_columns) == 60 and not spec.ignored_source_columns
+    assert "# REVIEW: guessed CYYMMDD date from DECIMAL(7,0) and name *DAT*" in code
+    assert "# REVIEW: guessed HHMMSS time from DECIMAL(6,0) and name *TIM*" in code
+    assert "# REVIEW: guessed change stamp pair CHGDAT + CHGTIM" in code
+    assert "# REVIEW: SUPNOTE is CCSID 65535 (FOR BIT DATA): guessed EBCDIC text in CCSID 37" in code
+    assert "# REVIEW: DECIMAL(7,0) is how CYYMMDD dates are kept, but the name does not say date" in code
+    assert "# Business key: the DDS keyed physical file's unique key SCAFLIB.SUPPLIERS_K" in code
+    assert code.count("# REVIEW:") >= 8  # the guesses above, the names from COLUMN_TEXT and the entity name
+
+    migrate_scaffolded(spec)
+    source = as400.replaced(allowed_tables=spec.source_table, change_tracking="stamps").source()
+    report = run_sync(spec, source, app_db)
+    assert (report.processed, report.created, report.rejected) == (ROWS, ROWS, 0), report
+    _counts_add_up(report)
+    with app_db.connect() as connection:
+        loaded = {row.supplier_number: row for row in connection.execute(sa.text(f"select * from {spec.target_table}"))}
+    assert set(loaded) == {row["SUPNO"] for row in new_file}
+    for raw in new_file:
+        row = loaded[raw["SUPNO"]]
+        i = raw["LINES"] // 2
+        assert row.supplier_name == f"Supplier {i}"
+        assert row.created_on == (None if raw["CRTDAT"] == 0 else dt.date(2024, 1, i))
+        assert row.ordtim == dt.time(8, 0, i)
+        assert row.balance == raw["BALANCE"] and row.credit_limit == decimal.Decimal("1000.50")
+        assert row.supnote == f"Note {i}"
+        assert row.payment_terms_code == "N30" and row.seqnum == i and row.lines == i * 2
+        assert row.source_changed_at == dt.datetime(2025, 12, 1, 10, 15, i)
+        assert row.ch00 == raw["CH00"] and row.am01 == decimal.Decimal(i) and row.qt02 == i
+
+    again = run_sync(spec, source, app_db, mode="full")
+    assert (again.processed, again.unchanged) == (ROWS, ROWS)
+    _counts_add_up(again)
