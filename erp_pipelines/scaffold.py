@@ -113,7 +113,7 @@ def _column_lines(column: DraftColumn) -> list[str]:
 def render_module(draft: TableDraft, command: str) -> str:
     """The Python module of one scaffolded table: its model, then `SPEC`."""
     imports = {*_BASE_IMPORTS, *draft.imports, *(item for column in draft.columns for item in column.imports)}
-    if draft.change_tracking:
+    if draft.change_tracking and draft.change_tracking.startswith("ChangeTracking("):
         imports.add(("erp_pipelines.core.spec", "ChangeTracking"))
     header = [
         f'"""{draft.source_table} ({draft.source_system}), scaffolded by `{command}`.',

@@ -23,10 +23,13 @@ from erp_pipelines.migrations import HERE as MIGRATIONS
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.scaffold import load_module
 from erp_pipelines.sources.as400.resource import As400Resource
+from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.commands.test_cli import erp_sync
+from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.sandbox import ROOT, operator_env
 from erp_sandbox.as400.schema import create_schema
 from erp_sandbox.legacy_4d.server import EmulatorServer
+from erp_sandbox.legacy_4d.store import LegacyStore
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +189,49 @@ def test_scaffold_a_new_as400_file_then_migrate_and_sync_it(
     again = run_sync(spec, source, app_db, mode="full")
     assert (again.processed, again.unchanged) == (ROWS, ROWS)
     _counts_add_up(again)
+
+
+def _supplier(i: int) -> dict[str, object]:
+    return {"SupplierID": i, "SupplierName": f"Supplier {i}", "Email": None if i % 4 == 0 else f"s{i}@example.com",
+            "CreditLimit": 1000 + i + 0.25, "IsActive": i % 2 == 0, "FirstOrderDate": dt.date(2024, 2, i),
+            "CallBackTime": (9 * 3600 + i) * 1000, "Rating": i % 5, "TurnoverCents": i * 10_000_000_000,
+            "PreferredProductID": i}
+
+
+def test_scaffold_a_new_4d_dataclass_then_migrate_and_sync_it(
+    legacy4d_store: LegacyStore, legacy4d_server: EmulatorServer, tmp_path: Path, app_url: str, app_db: sa.Engine,
+    scaffold_dirs: tuple[Path, Path], migrate_scaffolded: Callable[[TableSpec], None],
+) -> None:
+    legacy4d_store.insert("Suppliers", [_supplier(i) for i in range(1, ROWS + 1)])
+    env = operator_env(tmp_path, app_url, legacy4d_server.port)
+    spec, code = _scaffold(env, scaffold_dirs, "legacy_4d", "Suppliers")
+
+    assert (spec.entity, spec.source_table, spec.business_key) == ("erp_suppliers", "Suppliers", ("legacy_id",))
+    assert spec.change_tracking is not None and spec.change_tracking.columns == ("__GlobalStamp",)
+    assert "# REVIEW: 4D number is a Real (a double): guessed Decimal(18, 4)" in code
+    assert "# REVIEW: a 4D Time (duration) read as a time of day" in code
+    assert "# REVIEW: relation preferredProduct → Products (via PreferredProductID)" in code
+    assert "# Business key: the dataclass key SupplierID ($catalog/Suppliers)." in code
+
+    migrate_scaffolded(spec)
+    source = Legacy4DResource(host="127.0.0.1", port=legacy4d_server.port, username=USERNAME,
+                              password=PASSWORD).source()
+    report = run_sync(spec, source, app_db)
+    assert (report.processed, report.created, report.rejected) == (ROWS, ROWS, 0), report
+    _counts_add_up(report)
+    with app_db.connect() as connection:
+        loaded = {row.legacy_id: row for row in connection.execute(sa.text(f"select * from {spec.target_table}"))}
+    assert set(loaded) == set(range(1, ROWS + 1))
+    for i, row in loaded.items():
+        assert row.supplier_name == f"Supplier {i}" and row.email == (None if i % 4 == 0 else f"s{i}@example.com")
+        assert row.credit_limit == decimal.Decimal(f"{1000 + i}.25") and row.is_active == (i % 2 == 0)
+        assert row.first_order_date == dt.date(2024, 2, i) and row.call_back_time == dt.time(9, 0, i)
+        assert (row.rating, row.turnover_cents, row.preferred_product_id) == (i % 5, i * 10_000_000_000, i)
+
+    legacy4d_store.update("Suppliers", 3, {"SupplierName": "Renamed"})
+    again = run_sync(spec, source, app_db)
+    assert again.mode == "incremental" and again.updated == 1
+    _counts_add_up(again)
+    with app_db.connect() as connection:
+        assert connection.execute(sa.text(f"select supplier_name from {spec.target_table} where legacy_id = 3")
+                                  ).scalar_one() == "Renamed"
