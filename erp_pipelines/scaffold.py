@@ -13,6 +13,7 @@ import importlib.util
 import re
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -210,13 +211,16 @@ def module_name(draft: TableDraft) -> str:
     return re.sub(r"[^0-9a-z]+", "_", draft.source_table.lower()).strip("_")
 
 
-def write(draft: TableDraft, into: Path, migrations_dir: Path, command: str, *, today: dt.date | None = None,
-          known_entities: set[str] = frozenset()) -> Scaffolded:
+def write(draft: TableDraft, into: Path, migrations_dir: Path, command: str, catalog: Sequence[TableSpec], *,
+          today: dt.date | None = None) -> Scaffolded:
     """Writes the table's module into `into` and its migration into `migrations_dir`; refuses to overwrite
-    either, or to scaffold a table whose entity name is taken."""
+    either, to scaffold a table the `catalog` syncs already, or one whose entity or target name is taken."""
     today = today or dt.date.today()
-    if draft.entity in known_entities:
-        raise DraftError(f"entity {draft.entity!r} exists already: {draft.source_table} is synced (or named alike)")
+    for spec in catalog:
+        if (spec.source_system, spec.source_table.upper()) == (draft.source_system, draft.source_table.upper()):
+            raise DraftError(f"{draft.source_table} is synced already (entity {spec.entity})")
+        if draft.entity.casefold() in spec.names or draft.target_table == spec.target_table:
+            raise DraftError(f"entity or table {draft.entity!r} exists already (entity {spec.entity})")
     module_path = into / f"{module_name(draft)}.py"
     revision, down_revision = next_revision(migrations_dir)
     migration_path = migrations_dir / f"{today:%Y%m%d}_{revision}_{draft.target_table}.py"

@@ -26,7 +26,7 @@ from erp_pipelines.app_db.tables import source_change, sync_error, sync_run
 from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec
 from erp_pipelines.core.draft import DraftError
-from erp_pipelines.core.source import SettingError
+from erp_pipelines.core.source import PermanentSourceError, SettingError
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.engine.drift import application_table_differences
@@ -285,8 +285,8 @@ def scaffold(source_name: str, table: str, key: str, into: Path | None, migratio
         draft = system.resource(secrets_from_env_var=False).draft_table(
             table, tuple(part.strip() for part in key.split(",") if part.strip()))
         written = write_scaffold(draft, into or package, migrations_dir or MIGRATIONS / "versions", " ".join(words),
-                                 known_entities={name for spec in CATALOG for name in spec.names})
-    except (DraftError, SettingError) as exc:
+                                 CATALOG)
+    except (DraftError, PermanentSourceError) as exc:  # bad names, unknown tables, no key; SettingError too
         raise click.UsageError(str(exc)) from None
     reviews = written.module.read_text().count(REVIEW)
     click.echo(f"wrote {written.module} (entity {written.spec.entity}, {len(written.spec.columns)} columns, "

@@ -235,3 +235,42 @@ def test_scaffold_a_new_4d_dataclass_then_migrate_and_sync_it(
     with app_db.connect() as connection:
         assert connection.execute(sa.text(f"select supplier_name from {spec.target_table} where legacy_id = 3")
                                   ).scalar_one() == "Renamed"
+
+
+def test_scaffold_refuses_what_it_cannot_describe_naming_the_table(
+    as400_owner_url: str, as400_source_sql: Callable[[str], None], legacy4d_server: EmulatorServer, tmp_path: Path,
+    app_url: str, scaffold_dirs: tuple[Path, Path],
+) -> None:
+    create_schema(as400_owner_url)
+    as400_source_sql(f'drop schema if exists "{LIBRARY}" cascade; create schema "{LIBRARY}"; '
+                     f'create table "{LIBRARY}"."KEYLESS" ("CODE" char(3) not null, "QTY" decimal(5, 0)); '
+                     f'grant usage on schema "{LIBRARY}" to as400_reader; '
+                     f'grant select on all tables in schema "{LIBRARY}" to as400_reader')
+    env = operator_env(tmp_path, app_url, legacy4d_server.port)
+    into = ["--into", str(scaffold_dirs[0]), "--migrations-dir", str(scaffold_dirs[1])]
+    try:
+        for arguments, message in (
+            (["as400", "NOLIB.NOFILE"], "NOLIB.NOFILE is not in the IBM i catalog (QSYS2.SYSCOLUMNS2)"),
+            (["as400", "nolib"], "invalid table name 'nolib': expected LIBRARY.TABLE"),
+            (["as400", "PRODUCTLIB.PRODUCTS"], "PRODUCTLIB.PRODUCTS is synced already (entity product)"),
+            (["as400", f"{LIBRARY}.KEYLESS"], "name the business key with --key COLUMN"),
+            (["as400", f"{LIBRARY}.KEYLESS", "--key", "NOPE"], "--key NOPE: no such column in SCAFLIB.KEYLESS"),
+            (["legacy_4d", "Nowhere"], "dataclass Nowhere is not exposed by the 4D REST server"),
+            (["legacy_4d", "Customers"], "Customers is synced already (entity erp_customer)"),
+        ):
+            result = erp_sync(env, "scaffold", "--source", *arguments, *into)
+            assert result.returncode == 2, result.stdout + result.stderr
+            assert message in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
+        assert not scaffold_dirs[0].exists() and not scaffold_dirs[1].exists()  # nothing half-written
+
+        keyed = erp_sync(env, "scaffold", "--source", "as400", f"{LIBRARY}.KEYLESS", "--key", "CODE", *into)
+        assert keyed.returncode == 0, keyed.stdout + keyed.stderr
+        (module,) = scaffold_dirs[0].glob("*.py")
+        code = module.read_text()
+        assert "# Business key: --key." in code and 'business_key=("code",)' in code
+        assert "# REVIEW: neither journaled nor a change-stamp pair found: every sync reads the whole file" in code
+        again = erp_sync(env, "scaffold", "--source", "as400", f"{LIBRARY}.KEYLESS", "--key", "CODE", *into)
+        assert again.returncode == 2 and f"{module} exists already" in again.stderr
+    finally:
+        as400_source_sql(f'drop schema if exists "{LIBRARY}" cascade')
