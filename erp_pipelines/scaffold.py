@@ -71,6 +71,16 @@ def _keyword(indent: str, name: str, value: str) -> list[str]:
     return [f"{indent}{name}=(", *(f"{indent}    {item}," for item in items), f"{indent}),"]
 
 
+def _keyword_string(indent: str, name: str, text: str) -> list[str]:
+    """`name="text",`, or the text split over implicitly concatenated literals when it is too long."""
+    single = f"{indent}{name}={quoted(text)},"
+    if len(single) <= LINE:
+        return [single]
+    width = LINE - len(indent) - 8
+    chunks = textwrap.wrap(text, width, drop_whitespace=False) or [text]
+    return [f"{indent}{name}=(", *(f"{indent}    {quoted(chunk)}" for chunk in chunks), f"{indent}),"]
+
+
 def _import_lines(imports: set[Import]) -> list[str]:
     """`from module import names` in the order ruff's isort wants (constants, classes, then the rest)."""
     by_module: dict[str, set[str]] = {}
@@ -94,9 +104,10 @@ def _model_lines(draft: TableDraft) -> list[str]:
         call = f"{field[: field.index('(')]}({arguments + ', ' if arguments else ''}{description})"
         line = f"    {column.target}: {column.dtype} = {call}"
         if len(line) > LINE:
-            head = f"{column.target}: {column.dtype} = {field[: field.index('(')]}"
+            head = f"    {column.target}: {column.dtype} = {field[: field.index('(')]}("
             parts = [part.strip() for part in arguments.split(", ") if part.strip()] if arguments else []
-            lines.extend(_call("    ", head, [*parts, description]))
+            lines.extend([head, *(f"        {part}," for part in parts),
+                          *_keyword_string("        ", "description", column.description), "    )"])
         else:
             lines.append(line)
     return [*lines, "", "    class Config:", "        strict = True"]
@@ -148,7 +159,7 @@ def render_module(draft: TableDraft, command: str) -> str:
         "    ),",
         f"    model={draft.model_name},",
         '    cadence="daily",',
-        *_keyword("    ", "description", quoted(draft.description)),
+        *_keyword_string("    ", "description", draft.description),
     ]
     if draft.change_tracking:
         spec.append(f"    change_tracking={draft.change_tracking},")

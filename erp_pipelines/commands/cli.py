@@ -274,9 +274,9 @@ def test_connection(source: str) -> None:
 def scaffold(source_name: str, table: str, key: str, into: Path | None, migrations_dir: Path | None) -> None:
     """Write the spec, pandera model and migration of a new source TABLE from the source's own catalog.
 
-    `--source as400 PURCHLIB.SUPPLIERS` reads QSYS2 (columns, keys, journaling), `--source legacy_4d Suppliers`
-    reads $catalog/Suppliers. Every guess is a `# REVIEW:` comment in the module: review, then commit it;
-    an AS400 file is read only once it is also in AS400_ALLOWED_TABLES."""
+    Each system reads its own catalog (`SourceResource.draft_table`; README "Adding a table"). Every guess is a
+    `# REVIEW:` comment in the module: review, then commit it. The source's own permission to read the table
+    (a whitelist) is never granted here: the output says what is left to do."""
     system = next(system for system in SYSTEMS if system.name == source_name)
     assert system.scaffolded_package is not None
     package = Path(importlib.import_module(system.scaffolded_package).__path__[0])
@@ -292,10 +292,9 @@ def scaffold(source_name: str, table: str, key: str, into: Path | None, migratio
     click.echo(f"wrote {written.module} (entity {written.spec.entity}, {len(written.spec.columns)} columns, "
                f"{reviews} REVIEW comments)")
     click.echo(f"wrote {written.migration}")
-    if source_name == "as400":
-        click.echo(f"next: review, commit, add {written.spec.source_table} to AS400_ALLOWED_TABLES, erp-sync migrate")
-    else:
-        click.echo("next: review, commit, erp-sync migrate")
+    steps = ["review every REVIEW comment", "commit", *([draft.before_reading] if draft.before_reading else []),
+             "erp-sync migrate"]
+    click.echo(f"next: {', '.join(steps)}")
 
 
 def _check_application_tables(source: str) -> bool:

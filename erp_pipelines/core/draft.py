@@ -58,6 +58,8 @@ class TableDraft:
     notes: tuple[str, ...] = ()
     """Facts read from the catalog that are no guess but matter to a reviewer (the journal, the key's origin)."""
     imports: tuple[Import, ...] = field(default=())
+    before_reading: str = ""
+    """What an operator must still do before the source lets the sync read the table (a whitelist entry)."""
 
     def __post_init__(self) -> None:
         targets = [column.target for column in self.columns]

@@ -138,6 +138,7 @@ def _scaffold(env: dict[str, str], dirs: tuple[Path, Path], source: str, table: 
     (module,) = dirs[0].glob("*.py")
     (migration,) = dirs[1].glob("*.py")
     assert f"wrote {module}" in result.stdout and f"wrote {migration}" in result.stdout
+    assert (f"add {table} to AS400_ALLOWED_TABLES, erp-sync migrate" in result.stdout) == (source == "as400")
     lint = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--config", str(ROOT / "pyproject.toml"),
                            str(module)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + module.read_text()

@@ -267,4 +267,4 @@ def draft_file(source: As400Source, name: str, key: Sequence[str] = ()) -> Table
         description=f"{table} from the IBM i, scaffolded from its catalog.",
         business_key=tuple(by_target[name] for name in key_names), columns=tuple(drafted),
         change_tracking=change_tracking, ignored_source_columns=tuple(ignored), review=tuple(review),
-        notes=tuple(notes))
+        notes=tuple(notes), before_reading=f"add {table} to AS400_ALLOWED_TABLES")
