@@ -13,8 +13,8 @@ import importlib.util
 import re
 import sys
 import textwrap
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -30,6 +30,11 @@ from erp_pipelines.migrations import HERE as MIGRATIONS
 LINE = 120
 """The project's line length (pyproject.toml, ruff): the generated code passes `ruff check`."""
 REVIEW = "# REVIEW: "
+APPLICATION_REVIEW = (
+    "maps onto the application's table {table}, every column onto the column of the same name: declare renamed=, "
+    "references= and deletion= (default KeepDeleted: rows deleted at the source stay), then run erp-sync "
+    "test-connection, whose drift check compares the table with the mapping"
+)
 _BASE_IMPORTS: tuple[Import, ...] = (
     ("erp_pipelines.core.spec", "Column"), ("erp_pipelines.core.spec", "TableSpec"),
 )
@@ -125,13 +130,16 @@ def _column_lines(column: DraftColumn) -> list[str]:
 def render_module(draft: TableDraft, command: str) -> str:
     """The Python module of one scaffolded table: its model, then `SPEC`."""
     imports = {*_BASE_IMPORTS, *draft.imports, *(item for column in draft.columns for item in column.imports)}
+    if draft.application:
+        imports.add(("erp_pipelines.core.spec", "ApplicationTable"))
     if draft.change_tracking and draft.change_tracking.startswith("ChangeTracking("):
         imports.add(("erp_pipelines.core.spec", "ChangeTracking"))
     header = [
-        f'"""{draft.source_table} ({draft.source_system}), scaffolded by `{command}`.',
+        f'"""{draft.source_table} ({draft.source_system}), scaffolded from the source\'s catalog.',
         "",
-        "Generated from the source's catalog. Every `# REVIEW:` comment marks a guess: check it against the data,",
-        'correct the code if needed and delete the comment before committing (README "Adding a table")."""',
+        *textwrap.wrap(f"Written by `{command}`. Every `# REVIEW:` comment marks a guess: check it against the data, "
+                       'correct the code if needed and delete the comment before committing (README "Adding a '
+                       'table")."""', LINE, break_on_hyphens=False),
         "",
         "from __future__ import annotations",
         "",
@@ -165,6 +173,9 @@ def render_module(draft: TableDraft, command: str) -> str:
         spec.append(f"    change_tracking={draft.change_tracking},")
     if draft.ignored_source_columns:
         spec.extend(_keyword("    ", "ignored_source_columns", _tuple(draft.ignored_source_columns)))
+    if draft.application:
+        spec.extend(_comment("    ", APPLICATION_REVIEW.format(table=draft.application)))
+        spec.append(f"    application=ApplicationTable({quoted(draft.application)}),")
     spec.append(")")
     return "\n".join([*header, *spec]) + "\n"
 
@@ -223,9 +234,12 @@ def module_name(draft: TableDraft) -> str:
 
 
 def write(draft: TableDraft, into: Path, migrations_dir: Path, command: str, catalog: Sequence[TableSpec], *,
-          today: dt.date | None = None) -> Scaffolded:
+          today: dt.date | None = None, application_drift: Callable[[TableSpec], list[str]] | None = None
+          ) -> Scaffolded:
     """Writes the table's module into `into` and its migration into `migrations_dir`; refuses to overwrite
-    either, to scaffold a table the `catalog` syncs already, or one whose entity or target name is taken."""
+    either, to scaffold a table the `catalog` syncs already, or one whose entity or target name is taken.
+    With an application table named, `application_drift` says how that table differs from the mapping (the
+    engine's drift check), each difference becoming a review note."""
     today = today or dt.date.today()
     for spec in catalog:
         if (spec.source_system, spec.source_table.upper()) == (draft.source_system, draft.source_table.upper()):
@@ -242,5 +256,10 @@ def write(draft: TableDraft, into: Path, migrations_dir: Path, command: str, cat
     migrations_dir.mkdir(parents=True, exist_ok=True)
     module_path.write_text(render_module(draft, command))
     spec = load_module(module_path, f"scaffolded_{module_name(draft)}").SPEC
+    differences = application_drift(spec) if draft.application and application_drift else []
+    if differences:
+        draft = replace(draft, review=(*draft.review, *(f"the application table: {item}" for item in differences)))
+        module_path.write_text(render_module(draft, command))
+        spec = load_module(module_path, f"scaffolded_{module_name(draft)}").SPEC
     migration_path.write_text(render_migration(spec, revision, down_revision, today))
     return Scaffolded(module_path, migration_path, spec)

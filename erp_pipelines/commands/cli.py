@@ -14,6 +14,7 @@ import datetime as dt
 import importlib
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -271,7 +272,10 @@ def test_connection(source: str) -> None:
               help="Directory of the generated module; default: the system's `scaffolded` package.")
 @click.option("--migrations-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory of the generated migration; default: erp_pipelines/migrations/versions.")
-def scaffold(source_name: str, table: str, key: str, into: Path | None, migrations_dir: Path | None) -> None:
+@click.option("--application", "application_table", default=None,
+              help="The application's own table to map onto (ERP_TARGET=application); compared at once.")
+def scaffold(source_name: str, table: str, key: str, into: Path | None, migrations_dir: Path | None,
+             application_table: str | None) -> None:
     """Write the spec, pandera model and migration of a new source TABLE from the source's own catalog.
 
     Each system reads its own catalog (`SourceResource.draft_table`; README "Adding a table"). Every guess is a
@@ -280,12 +284,19 @@ def scaffold(source_name: str, table: str, key: str, into: Path | None, migratio
     system = next(system for system in SYSTEMS if system.name == source_name)
     assert system.scaffolded_package is not None
     package = Path(importlib.import_module(system.scaffolded_package).__path__[0])
-    words = ["erp-sync", "scaffold", "--source", source_name, table, *(["--key", key] if key else [])]
+    words = ["erp-sync", "scaffold", "--source", source_name, table, *(["--key", key] if key else []),
+             *(["--application", application_table] if application_table else [])]
+
+    def drift(spec: TableSpec) -> list[str]:
+        with _engine().connect() as connection:
+            return application_table_differences(connection, spec.onto_application())
+
     try:
         draft = system.resource(secrets_from_env_var=False).draft_table(
             table, tuple(part.strip() for part in key.split(",") if part.strip()))
-        written = write_scaffold(draft, into or package, migrations_dir or MIGRATIONS / "versions", " ".join(words),
-                                 CATALOG)
+        written = write_scaffold(replace(draft, application=application_table), into or package,
+                                 migrations_dir or MIGRATIONS / "versions", " ".join(words), CATALOG,
+                                 application_drift=drift)
     except (DraftError, PermanentSourceError) as exc:  # bad names, unknown tables, no key; SettingError too
         raise click.UsageError(str(exc)) from None
     reviews = written.module.read_text().count(REVIEW)

@@ -58,6 +58,8 @@ class TableDraft:
     notes: tuple[str, ...] = ()
     """Facts read from the catalog that are no guess but matter to a reviewer (the journal, the key's origin)."""
     imports: tuple[Import, ...] = field(default=())
+    application: str | None = None
+    """The application's own table to map onto (`ApplicationTable`), when the operator names one."""
     before_reading: str = ""
     """What an operator must still do before the source lets the sync read the table (a whitelist entry)."""
 

@@ -131,9 +131,10 @@ def migrate_scaffolded(app_url: str, scaffold_dirs: tuple[Path, Path]) -> Iterat
         app_tables._TARGET_TABLES.pop(spec.target_table)
 
 
-def _scaffold(env: dict[str, str], dirs: tuple[Path, Path], source: str, table: str) -> tuple[TableSpec, str]:
+def _scaffold(env: dict[str, str], dirs: tuple[Path, Path], source: str, table: str, *options: str
+              ) -> tuple[TableSpec, str]:
     result = erp_sync(env, "scaffold", "--source", source, table, "--into", str(dirs[0]),
-                      "--migrations-dir", str(dirs[1]))
+                      "--migrations-dir", str(dirs[1]), *options)
     assert result.returncode == 0, result.stdout + result.stderr
     (module,) = dirs[0].glob("*.py")
     (migration,) = dirs[1].glob("*.py")
@@ -205,7 +206,7 @@ def test_scaffold_a_new_4d_dataclass_then_migrate_and_sync_it(
 ) -> None:
     legacy4d_store.insert("Suppliers", [_supplier(i) for i in range(1, ROWS + 1)])
     env = operator_env(tmp_path, app_url, legacy4d_server.port)
-    spec, code = _scaffold(env, scaffold_dirs, "legacy_4d", "Suppliers")
+    spec, code = _scaffold(env, scaffold_dirs, "legacy_4d", "Suppliers", "--application", "purchasing_supplier")
 
     assert (spec.entity, spec.source_table, spec.business_key) == ("erp_suppliers", "Suppliers", ("legacy_id",))
     assert spec.change_tracking is not None and spec.change_tracking.columns == ("__GlobalStamp",)
@@ -213,6 +214,10 @@ def test_scaffold_a_new_4d_dataclass_then_migrate_and_sync_it(
     assert "# REVIEW: a 4D Time (duration) read as a time of day" in code
     assert "# REVIEW: relation preferredProduct → Products (via PreferredProductID)" in code
     assert "# Business key: the dataclass key SupplierID ($catalog/Suppliers)." in code
+    assert spec.application is not None and spec.application.table == "purchasing_supplier"
+    assert "# REVIEW: maps onto the application's table purchasing_supplier, every column onto the column" in code
+    assert ("# REVIEW: the application table: table public.purchasing_supplier does not exist (the application's"
+            in code)  # the engine's drift check, run at scaffold time
 
     migrate_scaffolded(spec)
     source = Legacy4DResource(host="127.0.0.1", port=legacy4d_server.port, username=USERNAME,
