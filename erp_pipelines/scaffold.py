@@ -214,11 +214,17 @@ def next_revision(migrations_dir: Path) -> tuple[str, str]:
     return f"{max(numbers, default=0) + 1:04d}", heads[0]
 
 
+def _body(rendered: str) -> str:
+    """Alembic's rendered operations as a function body, without its "### commands auto generated" markers."""
+    lines = [line.strip("\n") for line in rendered.splitlines() if line.strip() and "###" not in line]
+    return "\n".join(line if line.startswith("    ") else f"    {line}" for line in lines)
+
+
 def render_migration(spec: TableSpec, revision: str, down_revision: str, today: dt.date) -> str:
     """An Alembic migration creating the spec's project-owned table, as autogenerate would write it."""
     table = build_table(spec, sa.MetaData(naming_convention=metadata.naming_convention))
-    upgrade = render_python_code(ops.UpgradeOps(ops=[ops.CreateTableOp.from_table(table)]))
-    downgrade = render_python_code(ops.DowngradeOps(ops=[ops.DropTableOp.from_table(table)]))
+    upgrade = _body(render_python_code(ops.UpgradeOps(ops=[ops.CreateTableOp.from_table(table)])))
+    downgrade = _body(render_python_code(ops.DowngradeOps(ops=[ops.DropTableOp.from_table(table)])))
     return (
         f'"""{spec.target_table}: {spec.source_table} ({spec.source_system}), scaffolded\n\n'
         f"Revision ID: {revision}\nRevises: {down_revision}\nCreate Date: {today.isoformat()}\n"
