@@ -24,6 +24,10 @@ from erp_pipelines.migrations import alembic_config
 from erp_pipelines.scaffold import load_module
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
+from erp_pipelines_tests.catalog.test_specs_and_models import (
+    test_key_and_unique_columns_are_required as key_is_required,
+)
+from erp_pipelines_tests.catalog.test_specs_and_models import test_model_columns_follow_the_spec as model_follows_spec
 from erp_pipelines_tests.commands.test_cli import erp_sync
 from erp_pipelines_tests.support.legacy_4d import PASSWORD, USERNAME
 from erp_pipelines_tests.support.sandbox import ROOT, operator_env
@@ -143,7 +147,10 @@ def _scaffold(env: dict[str, str], dirs: tuple[Path, Path], source: str, table: 
     lint = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--config", str(ROOT / "pyproject.toml"),
                            str(module)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + module.read_text()
-    return load_module(module, f"generated_{module.stem}").SPEC, module.read_text()
+    spec = load_module(module, f"generated_{module.stem}").SPEC
+    model_follows_spec(spec)  # what the catalog's test asks of every committed spec
+    key_is_required(spec)
+    return spec, module.read_text()
 
 
 def _counts_add_up(report: SyncReport) -> None:

@@ -13,6 +13,10 @@ import pytest
 from erp_pipelines.core.draft import DraftColumn, DraftError, TableDraft, snake_case, unique_names
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.scaffold import load_module, next_revision, render_migration, write
+from erp_pipelines_tests.catalog.test_specs_and_models import (
+    test_key_and_unique_columns_are_required as key_is_required,
+)
+from erp_pipelines_tests.catalog.test_specs_and_models import test_model_columns_follow_the_spec as model_follows_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS, CORE = "erp_pipelines.core.fields", "erp_pipelines.core.decoders"
@@ -65,7 +69,8 @@ def test_the_module_lints_clean_imports_and_declares_the_draft(tmp_path: Path) -
     assert (spec.entity, spec.business_key, spec.ignored_source_columns) == ("things", ("code",), ("PICTURE",))
     assert spec.source_columns == ["CODE", "AMT", "CHGDAT", "CHGTIM"]
     assert spec.column("amount").nullable and not spec.column("code").nullable
-    assert list(spec.model.to_schema().columns) == ["code", "amount"]
+    model_follows_spec(spec)
+    key_is_required(spec)
 
 
 def test_the_migration_follows_the_head_and_creates_the_spec_table(tmp_path: Path) -> None:
