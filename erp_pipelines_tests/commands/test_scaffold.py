@@ -170,6 +170,7 @@ def test_scaffold_a_new_as400_file_then_migrate_and_sync_it(
     assert "# REVIEW: guessed CYYMMDD date from DECIMAL(7,0) and name *DAT*" in code
     assert "# REVIEW: guessed HHMMSS time from DECIMAL(6,0) and name *TIM*" in code
     assert "# REVIEW: guessed change stamp pair CHGDAT + CHGTIM" in code
+    assert "# REVIEW: no index is led by CHGDAT, CHGTIM: the change sensor needs one" in code
     assert "# REVIEW: SUPNOTE is CCSID 65535 (FOR BIT DATA): guessed EBCDIC text in CCSID 37" in code
     assert "# REVIEW: DECIMAL(7,0) is how CYYMMDD dates are kept, but the name does not say date" in code
     assert "# Business key: the DDS keyed physical file's unique key SCAFLIB.SUPPLIERS_K" in code
@@ -287,3 +288,19 @@ def test_scaffold_refuses_what_it_cannot_describe_naming_the_table(
         assert again.returncode == 2 and f"{module} exists already" in again.stderr
     finally:
         as400_source_sql(f'drop schema if exists "{LIBRARY}" cascade')
+
+
+def test_the_draft_of_a_journaled_file_names_its_journal_key_and_stamp_index(
+    as400_owner_url: str, as400: As400Resource,
+) -> None:
+    create_schema(as400_owner_url)  # PRODUCTS: a primary key, journaled to PRODUCTLIB/QSQJRN, stamps indexed
+    draft = as400.draft_table("PRODUCTLIB.PRODUCTS")
+    assert draft.notes == (
+        "Business key: primary key constraint PRODUCTLIB.PRODUCTS_PK (QSYS2.SYSKEYCST).",
+        "Journaled to PRODUCTLIB/QSQJRN (*BOTH): with AS400_CHANGE_TRACKING=auto the sync reads changes and "
+        "deletions from the journal.",
+    )
+    assert draft.business_key == ("itemno",) and draft.change_tracking == 'ChangeTracking(columns=("CHGDAT", "CHGTIM"))'
+    stamp = next(column for column in draft.columns if column.target == "source_changed_at")
+    assert not any("no index is led by" in note for note in stamp.review)  # PRODUCTS_CHG leads with them
+    assert [column.decoder for column in draft.columns if column.target == "crtdat"] == ["CyymmddDate()"]
