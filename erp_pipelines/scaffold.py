@@ -137,9 +137,9 @@ def render_module(draft: TableDraft, command: str) -> str:
     header = [
         f'"""{draft.source_table} ({draft.source_system}), scaffolded from the source\'s catalog.',
         "",
-        *textwrap.wrap(f"Written by `{command}`. Every `# REVIEW:` comment marks a guess: check it against the data, "
-                       'correct the code if needed and delete the comment before committing (README "Adding a '
-                       'table")."""', LINE, break_on_hyphens=False),
+        *textwrap.wrap(f"Written by `{command}`. Every REVIEW comment below marks a guess: check it against the "
+                       "data, correct the code if needed and delete the comment before committing (README \"Adding a "
+                       'table\"; a test fails while one is left)."""', LINE, break_on_hyphens=False),
         "",
         "from __future__ import annotations",
         "",
@@ -178,6 +178,12 @@ def render_module(draft: TableDraft, command: str) -> str:
         spec.append(f"    application=ApplicationTable({quoted(draft.application)}),")
     spec.append(")")
     return "\n".join([*header, *spec]) + "\n"
+
+
+def review_comments(path: Path) -> list[str]:
+    """The `# REVIEW:` comments still in a generated module, as `path:line: comment`."""
+    return [f"{path}:{number}: {line.strip()}" for number, line in enumerate(path.read_text().splitlines(), 1)
+            if line.strip().startswith(REVIEW.strip())]
 
 
 def load_module(path: Path, name: str) -> ModuleType:

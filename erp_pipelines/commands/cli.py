@@ -34,7 +34,7 @@ from erp_pipelines.engine.drift import application_table_differences
 from erp_pipelines.migrations import HERE as MIGRATIONS
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.progress import showing_progress
-from erp_pipelines.scaffold import REVIEW
+from erp_pipelines.scaffold import review_comments
 from erp_pipelines.scaffold import write as write_scaffold
 from erp_pipelines.sources.registry import SYSTEMS
 
@@ -299,7 +299,7 @@ def scaffold(source_name: str, table: str, key: str, into: Path | None, migratio
                                  application_drift=drift)
     except (DraftError, PermanentSourceError) as exc:  # bad names, unknown tables, no key; SettingError too
         raise click.UsageError(str(exc)) from None
-    reviews = written.module.read_text().count(REVIEW)
+    reviews = len(review_comments(written.module))
     click.echo(f"wrote {written.module} (entity {written.spec.entity}, {len(written.spec.columns)} columns, "
                f"{reviews} REVIEW comments)")
     click.echo(f"wrote {written.migration}")

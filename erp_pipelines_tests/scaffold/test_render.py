@@ -12,7 +12,7 @@ import pytest
 
 from erp_pipelines.core.draft import DraftColumn, DraftError, TableDraft, snake_case, unique_names
 from erp_pipelines.core.spec import TableSpec
-from erp_pipelines.scaffold import load_module, next_revision, render_migration, write
+from erp_pipelines.scaffold import load_module, next_revision, render_migration, review_comments, write
 from erp_pipelines_tests.catalog.test_specs_and_models import (
     test_key_and_unique_columns_are_required as key_is_required,
 )
@@ -64,6 +64,10 @@ def test_the_module_lints_clean_imports_and_declares_the_draft(tmp_path: Path) -
     assert lint.returncode == 0, lint.stdout + code
     assert all(len(line) <= 120 for line in code.splitlines())
     assert "# REVIEW: PICTURE is BLOB: ignored" in code and "\n        #   from CODE's text" in code
+    assert review_comments(written.module) == [  # what the reviewed-package test refuses to see committed
+        f"{written.module}:{code.splitlines().index(line) + 1}: {line.strip()}"
+        for line in code.splitlines() if line.strip().startswith("# REVIEW: ")]
+    assert len(review_comments(written.module)) == 2
     spec = written.spec
     assert isinstance(spec, TableSpec)
     assert (spec.entity, spec.business_key, spec.ignored_source_columns) == ("things", ("code",), ("PICTURE",))
