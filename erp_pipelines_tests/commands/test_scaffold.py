@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from alembic import command
 
 from erp_pipelines.app_db import tables as app_tables
+from erp_pipelines.catalog import get_spec
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.sync import SyncReport, run_sync
 from erp_pipelines.migrations import HERE as MIGRATIONS
 from erp_pipelines.migrations import alembic_config
-from erp_pipelines.scaffold import load_module
+from erp_pipelines.scaffold import load_module, write
 from erp_pipelines.sources.as400.resource import As400Resource
 from erp_pipelines.sources.legacy_4d.resource import Legacy4DResource
 from erp_pipelines_tests.catalog.test_specs_and_models import (
@@ -304,3 +305,22 @@ def test_the_draft_of_a_journaled_file_names_its_journal_key_and_stamp_index(
     stamp = next(column for column in draft.columns if column.target == "source_changed_at")
     assert not any("no index is led by" in note for note in stamp.review)  # PRODUCTS_CHG leads with them
     assert [column.decoder for column in draft.columns if column.target == "crtdat"] == ["CyymmddDate()"]
+
+
+@pytest.mark.parametrize("entity", ["product_pricing", "product_measurement", "product_stock"])
+def test_scaffolding_a_synced_file_again_proposes_the_decoders_its_hand_written_spec_has(
+    entity: str, as400_owner_url: str, as400: As400Resource, scaffold_dirs: tuple[Path, Path],
+) -> None:
+    create_schema(as400_owner_url)
+    written = get_spec(entity)
+    draft = as400.draft_table(written.source_table)
+    scaffolded = write(draft, scaffold_dirs[0], scaffold_dirs[1], "erp-sync scaffold", []).spec
+    # Choices about meaning the catalog cannot tell may differ: a blank CHAR read as NULL (blank_as_null: the
+    # catalog says NOT NULL DEFAULT ''), and a CHAR(1) flag's values (Flag(["Y"], ["N"])), which stays text.
+    proposed = [(column.source, repr(column.decoder)) for column in scaffolded.columns]
+    differing = [(mine, theirs) for mine, theirs in zip(proposed, [(column.source, repr(column.decoder))
+                                                                  for column in written.columns], strict=True)
+                 if mine != theirs]
+    assert all(mine[1] == "TrimmedText" and theirs[1] == "Flag" for mine, theirs in differing), differing
+    assert scaffolded.change_tracking == written.change_tracking
+    assert scaffolded.source_key_columns == written.source_key_columns

@@ -152,15 +152,16 @@ def _draft_column(column: CatalogColumn, target: str, in_key: bool, ccsid: int) 
                            f"{label} ({how}, {column.kind})", (*imports, (FIELDS, "TEXT"), (FIELDS, "text")),
                            tuple(review))
     plain = f"pa_pandas.Field(nullable={nullable})"
-    dated = "pa_pandas.Field(nullable=True)"  # 0 (or an invalid value quarantined) is no date or time
+    # 0 is no date (NULL), so a date or time column is nullable unless it is part of the key
+    dated, dated_nullable = f"pa_pandas.Field(nullable={not in_key})", not in_key
     if column.is_cyymmdd:
         review = [f"guessed CYYMMDD date from {column.kind} and name *{DATE_NAME.search(column.system_name)[0]}*; "
                   "0 reads as no date"]
-        return DraftColumn(target, (column.name,), "CyymmddDate()", "sa.Date()", "DATE", dated, True,
+        return DraftColumn(target, (column.name,), "CyymmddDate()", "sa.Date()", "DATE", dated, dated_nullable,
                            f"{label} (CYYMMDD)", ((IBM_I, "CyymmddDate"), (FIELDS, "DATE")), tuple(review))
     if column.is_hhmmss:
         review = [f"guessed HHMMSS time from {column.kind} and name *{TIME_NAME.search(column.system_name)[0]}*"]
-        return DraftColumn(target, (column.name,), "HhmmssTime()", "sa.Time()", "TIME", dated, True,
+        return DraftColumn(target, (column.name,), "HhmmssTime()", "sa.Time()", "TIME", dated, dated_nullable,
                            f"{label} (HHMMSS)", ((IBM_I, "HhmmssTime"), (FIELDS, "TIME")), tuple(review))
     if column.data_type in NUMBER_TYPES:
         precision, scale = column.length, column.scale or 0
@@ -221,6 +222,8 @@ def draft_file(source: As400Source, name: str, key: Sequence[str] = ()) -> Table
     ccsids = Counter(c.ccsid for c in columns if c.data_type in TEXT_TYPES and c.ccsid in EBCDIC_CCSIDS)
     ccsid = ccsids.most_common(1)[0][0] if ccsids else 37
     stamps = _stamp_pair(columns)
+    if stamps and any(column.name in key_names for column in stamps):
+        stamps = None  # a stamp that is part of the key stays a column of its own
     targets, label_notes = _names(columns)
     drafted: list[DraftColumn] = []
     ignored: list[str] = []
@@ -241,8 +244,8 @@ def draft_file(source: As400Source, name: str, key: Sequence[str] = ()) -> Table
         stamp_review = [f"guessed change stamp pair {date.system_name} + {time.system_name} (CYYMMDD and HHMMSS, names "
                         f"{CHANGE_NAME.match(date.system_name)[0]}*): incremental syncs read rows changed since"]
         if not any(index_columns(names)[:2] == [date.name, time.name] for _, _, _, names, _ in indexes):
-            stamp_review.append(f"no index is led by {date.name}, {time.name}: the change sensor needs one (README "
-                                "\"Journal capture\" / test-connection says which)")
+            stamp_review.append(f"no index is led by {date.name}, {time.name}: the change sensor needs one (its error "
+                                "names the CREATE INDEX to ask the DBA for)")
         drafted.append(DraftColumn(
             "source_changed_at", (date.name, time.name), "CyymmddHhmmssTimestamp()", "sa.DateTime()", "TIMESTAMP",
             "pa_pandas.Field(nullable=False)", False, f"Last change at the source ({date.system_name} + "
