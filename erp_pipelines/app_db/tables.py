@@ -125,12 +125,14 @@ def table_of(spec: TableSpec) -> sa.Table:
         return table
     for parent in spec.parents:
         table_of(parent)
-    table = _target_table(spec)
+    table = build_table(spec, metadata)
     _TARGET_TABLES[spec.target_table] = (spec, table)
     return table
 
 
-def _target_table(spec: TableSpec) -> sa.Table:
+def build_table(spec: TableSpec, into: sa.MetaData) -> sa.Table:
+    """The target table of a spec in `into`: `table_of` builds it in the project's metadata, `erp-sync scaffold`
+    in a metadata of its own to render the table's migration (its parents must be in `into` already)."""
     columns = [
         sa.Column(column.target, column.sql_type, nullable=column.nullable, comment=column.description or None)
         for column in spec.columns
@@ -151,7 +153,7 @@ def _target_table(spec: TableSpec) -> sa.Table:
     )
     return sa.Table(
         spec.target_table,
-        metadata,
+        into,
         *columns,
         sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column(DELETED_AT, sa.DateTime(timezone=True)),

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -26,14 +28,18 @@ from erp_pipelines.app_db.engine import DatabaseUrlError, app_engine
 from erp_pipelines.app_db.tables import source_change, sync_error, sync_run
 from erp_pipelines.cadence import overdue_after
 from erp_pipelines.catalog import CATALOG, UnknownEntityError, get_spec, system_of
+from erp_pipelines.core.draft import DraftError
 from erp_pipelines.core.source import ChangeRange, ChangeRangeError, PermanentSourceError, SettingError
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines.engine.drift import application_table_differences
 from erp_pipelines.engine.sync import check_backfill
 from erp_pipelines.engine.verify import Comparison, Difference, verify_table
+from erp_pipelines.migrations import HERE as MIGRATIONS
 from erp_pipelines.migrations import alembic_config
 from erp_pipelines.progress import showing_progress
+from erp_pipelines.scaffold import review_comments
+from erp_pipelines.scaffold import write as write_scaffold
 from erp_pipelines.sources.registry import SYSTEMS
 
 
@@ -299,6 +305,52 @@ def test_connection(source: str) -> None:
             click.echo(f"{system.name}: FAILED — {type(exc).__name__}: {exc}", err=True)
     failed = _check_application_tables(source) or failed
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--source", "source_name", required=True,
+              type=click.Choice([system.name for system in SYSTEMS if system.scaffolded_package]),
+              help="The source system whose catalog describes the table.")
+@click.argument("table")
+@click.option("--key", default="", help="Business key source column(s), comma-separated, when the catalog has none.")
+@click.option("--into", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the generated module; default: the system's `scaffolded` package.")
+@click.option("--migrations-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the generated migration; default: erp_pipelines/migrations/versions.")
+@click.option("--application", "application_table", default=None,
+              help="The application's own table to map onto (ERP_TARGET=application); compared at once.")
+def scaffold(source_name: str, table: str, key: str, into: Path | None, migrations_dir: Path | None,
+             application_table: str | None) -> None:
+    """Write the spec, pandera model and migration of a new source TABLE from the source's own catalog.
+
+    Each system reads its own catalog (`SourceResource.draft_table`; README "Adding a table"). Every guess is a
+    `# REVIEW:` comment in the module: review, then commit it. The source's own permission to read the table
+    (a whitelist) is never granted here: the output says what is left to do."""
+    system = next(system for system in SYSTEMS if system.name == source_name)
+    assert system.scaffolded_package is not None
+    package = Path(importlib.import_module(system.scaffolded_package).__path__[0])
+    words = ["erp-sync", "scaffold", "--source", source_name, table, *(["--key", key] if key else []),
+             *(["--application", application_table] if application_table else [])]
+
+    def drift(spec: TableSpec) -> list[str]:
+        with _engine().connect() as connection:
+            return application_table_differences(connection, spec.onto_application())
+
+    try:
+        draft = system.resource(secrets_from_env_var=False).draft_table(
+            table, tuple(part.strip() for part in key.split(",") if part.strip()))
+        written = write_scaffold(replace(draft, application=application_table), into or package,
+                                 migrations_dir or MIGRATIONS / "versions", " ".join(words), CATALOG,
+                                 application_drift=drift)
+    except (DraftError, PermanentSourceError) as exc:  # bad names, unknown tables, no key; SettingError too
+        raise click.UsageError(str(exc)) from None
+    reviews = len(review_comments(written.module))
+    click.echo(f"wrote {written.module} (entity {written.spec.entity}, {len(written.spec.columns)} columns, "
+               f"{reviews} REVIEW comments)")
+    click.echo(f"wrote {written.migration}")
+    steps = ["review every REVIEW comment", "commit", *([draft.before_reading] if draft.before_reading else []),
+             "erp-sync migrate"]
+    click.echo(f"next: {', '.join(steps)}")
 
 
 def _check_application_tables(source: str) -> bool:

@@ -7,17 +7,20 @@ schedules. `erp_pipelines.sources.registry` is the only list of them; nothing ou
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 import dagster as dg
 from pydantic import Field
 
+from erp_pipelines.core.draft import DraftError, TableDraft
 from erp_pipelines.core.source import SettingError, SourceAdapter, flag_setting, number_setting
 from erp_pipelines.core.spec import Cadence, TableSpec
 
@@ -93,6 +96,12 @@ class SourceResource(EnvSettings, ABC):
         """`erp-sync test-connection`: open a session, say where and as whom, and what of `specs` is readable.
         Raises with a message naming the problem (never a secret) when the source cannot be used."""
 
+    def draft_table(self, name: str, key: Sequence[str] = ()) -> TableDraft:
+        """`erp-sync scaffold`: the spec this system proposes for its table `name`, read from its own catalog,
+        every guess marked for review; `key` names the business key's source columns when the catalog has none.
+        A system that cannot describe its tables says so."""
+        raise DraftError(f"{type(self).__name__} cannot scaffold tables")
+
     def unconfigured_reason(self) -> str | None:
         """Why this deployment has not set the system up (naming the settings), or None when it has.
 
@@ -140,6 +149,8 @@ class SourceSystem:
     """Seconds between syncs of its daily tables (default a day); hourly tables stay hourly."""
     enabled_setting: str | None = None
     """A yes/no setting its schedules check at every tick (switch syncs off without a redeploy)."""
+    scaffolded_package: str | None = None
+    """The package `erp-sync scaffold` writes this system's new table modules into (`scaffolded_tables`)."""
 
     def __post_init__(self) -> None:
         for spec in self.tables:
@@ -156,3 +167,16 @@ def resource_of(resources: object, system: SourceSystem) -> SourceResource:
     if not isinstance(resource, SourceResource):
         raise TypeError(f"resource {system.name!r} is a {type(resource).__name__}, not a SourceResource")
     return resource
+
+
+def scaffolded_tables(package: str) -> tuple[TableSpec, ...]:
+    """The `SPEC` of every module in `package`, by module name: the tables `erp-sync scaffold` wrote and the
+    team reviewed and committed. Reading a table still needs its source's own permission (the AS400 whitelist)."""
+    specs: list[TableSpec] = []
+    for module_info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{package}.{module_info.name}")
+        spec = getattr(module, "SPEC", None)
+        if not isinstance(spec, TableSpec):
+            raise SettingError(f"{package}.{module_info.name} has no SPEC = TableSpec(...)")
+        specs.append(spec)
+    return tuple(specs)

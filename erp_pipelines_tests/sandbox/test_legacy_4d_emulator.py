@@ -84,7 +84,7 @@ def products(legacy4d_store: LegacyStore) -> LegacyStore:
 def test_catalog_lists_every_dataclass_with_uris(rest: RawRest) -> None:
     body = rest.get("/rest/$catalog").json()
     names = [dc["name"] for dc in body["dataClasses"]]
-    assert names == ["Products", "Customers", "Orders", "Invoices", "Inventory", "BillOfMaterials",
+    assert names == ["Products", "Customers", "Orders", "Invoices", "Inventory", "BillOfMaterials", "Suppliers",
                      "__DeletedRecords"]
     assert body["dataClasses"][0] == {"name": "Products", "uri": "/rest/$catalog/Products",
                                       "dataURI": "/rest/Products"}

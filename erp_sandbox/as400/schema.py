@@ -9,7 +9,14 @@ Where IBM i differs from PostgreSQL the catalog says what IBM i would: a bytea c
 BIT DATA (CCSID 65535); a column comment `SYSTEM_NAME=XXXXXXXXXX` gives a long-named column the 10-character
 system name of a DDS field with an ALIAS; a table comment `MEMBERS=n` makes it a multi-member file in
 QSYS2.SYSTABLESTAT (the stand-in still reads every row: the connector refuses such a file before reading);
-a column comment `ZONED` makes a numeric column a zoned NUMERIC field (packed DECIMAL otherwise);
+a column comment `ZONED` makes a numeric column a zoned NUMERIC field (packed DECIMAL otherwise), and
+`TEXT="..."` / `HEADING="..."` give it the COLUMN_TEXT / COLUMN_HEADING that DDS TEXT and COLHDG keywords (or
+LABEL ON) give a field (SYSCOLUMNS2, IBM i 7.4 rbafzcatsyscol2: VARGRAPHIC(50) and VARGRAPHIC(60));
+an index comment `DDS_KEYED` makes a unique index the access path of a DDS keyed physical file (UNIQUE keyword):
+SYSPARTITIONINDEXSTAT then says INDEX_TYPE 'PHYSICAL', UNIQUE '0' (IBM i 7.4 rbafzcatsyspistat; B. Hauser,
+"Determine DDS described physical files containing unique keys"), and no constraint shows in SYSCST/SYSKEYCST,
+which hold SQL constraints only (rbafzcatsyscst, rbafzcatkeycst: "one or more rows for each UNIQUE KEY, PRIMARY
+KEY, or FOREIGN KEY");
 `public.hex` is Db2's HEX for the packed storage of `dds.py` and for bytes.
 Journals (QSQJRN per library, DISPLAY_JOURNAL, JOURNALED_OBJECTS, JOURNAL_INFO, JOURNAL_RECEIVER_INFO) come
 from `journal.py`: PRODUCTS and INVENTORY are journaled, MEASUREMENTS and PRICING are not.
@@ -110,22 +117,51 @@ select c.table_schema::varchar(128) as "TABLE_SCHEMA", c.table_name::varchar(128
        c.numeric_scale::integer as "NUMERIC_SCALE",
        (case c.is_nullable when 'YES' then 'Y' else 'N' end)::char(1) as "IS_NULLABLE",
        (case when c.data_type in ('character', 'character varying') then 37
-             when c.data_type = 'bytea' then 65535 end)::integer as "CCSID"
+             when c.data_type = 'bytea' then 65535 end)::integer as "CCSID",
+       substring(col_description(format('%I.%I', c.table_schema, c.table_name)::regclass, c.ordinal_position::integer)
+                 from 'TEXT="([^"]{0,50})"')::varchar(50) as "COLUMN_TEXT",
+       substring(col_description(format('%I.%I', c.table_schema, c.table_name)::regclass, c.ordinal_position::integer)
+                 from 'HEADING="([^"]{0,60})"')::varchar(60) as "COLUMN_HEADING"
 from information_schema.columns c
 where c.table_schema = upper(c.table_schema) and c.table_schema not in ('QSYS2', 'SYSIBM');
 create or replace view "QSYS2"."SYSPARTITIONINDEXSTAT" as
 select n.nspname::varchar(128) as "TABLE_SCHEMA", t.relname::varchar(128) as "TABLE_NAME",
        n.nspname::varchar(128) as "INDEX_SCHEMA", i.relname::varchar(128) as "INDEX_NAME",
-       (case when x.indisprimary then 'PRIMARY KEY' when x.indisunique then 'UNIQUE' else 'INDEX' end
+       (case when obj_description(i.oid, 'pg_class') = 'DDS_KEYED' then 'PHYSICAL'
+             when x.indisprimary then 'PRIMARY KEY' when x.indisunique then 'UNIQUE' else 'INDEX' end
        )::varchar(11) as "INDEX_TYPE",
        (select string_agg(a.attname, ',' order by k.position)
           from unnest(x.indkey::int2[]) with ordinality as k(attnum, position)
-          join pg_attribute a on a.attrelid = t.oid and a.attnum = k.attnum)::varchar(1024) as "COLUMN_NAMES"
+          join pg_attribute a on a.attrelid = t.oid and a.attnum = k.attnum)::varchar(1024) as "COLUMN_NAMES",
+       (case when x.indisunique then '0' else '2' end)::char(1) as "UNIQUE"
 from pg_index x
 join pg_class t on t.oid = x.indrelid
 join pg_class i on i.oid = x.indexrelid
 join pg_namespace n on n.oid = t.relnamespace
 where n.nspname = upper(n.nspname) and n.nspname not in ('QSYS2', 'SYSIBM');
+create or replace view "QSYS2"."SYSCST" as
+select n.nspname::varchar(128) as "CONSTRAINT_SCHEMA", k.conname::varchar(128) as "CONSTRAINT_NAME",
+       (case k.contype when 'p' then 'PRIMARY KEY' when 'u' then 'UNIQUE' when 'f' then 'FOREIGN KEY'
+                       else 'CHECK' end)::varchar(11) as "CONSTRAINT_TYPE",
+       n.nspname::varchar(128) as "TABLE_SCHEMA", t.relname::varchar(128) as "TABLE_NAME",
+       n.nspname::char(10) as "SYSTEM_TABLE_SCHEMA", t.relname::char(10) as "SYSTEM_TABLE_NAME"
+from pg_constraint k
+join pg_class t on t.oid = k.conrelid
+join pg_namespace n on n.oid = t.relnamespace
+where k.contype in ('p', 'u', 'f', 'c') and n.nspname = upper(n.nspname) and n.nspname not in ('QSYS2', 'SYSIBM');
+create or replace view "QSYS2"."SYSKEYCST" as
+select n.nspname::varchar(128) as "CONSTRAINT_SCHEMA", k.conname::varchar(128) as "CONSTRAINT_NAME",
+       n.nspname::varchar(128) as "TABLE_SCHEMA", t.relname::varchar(128) as "TABLE_NAME",
+       a.attname::varchar(128) as "COLUMN_NAME", key.position::integer as "ORDINAL_POSITION",
+       a.attnum::integer as "COLUMN_POSITION",
+       coalesce(substring(col_description(t.oid, a.attnum::integer) from 'SYSTEM_NAME=([A-Z0-9_$#@]{1,10})'),
+                a.attname)::char(10) as "SYSTEM_COLUMN_NAME"
+from pg_constraint k
+join pg_class t on t.oid = k.conrelid
+join pg_namespace n on n.oid = t.relnamespace
+cross join lateral unnest(k.conkey) with ordinality as key(attnum, position)
+join pg_attribute a on a.attrelid = t.oid and a.attnum = key.attnum
+where k.contype in ('p', 'u', 'f') and n.nspname = upper(n.nspname) and n.nspname not in ('QSYS2', 'SYSIBM');
 create or replace view "QSYS2"."SYSTABLESTAT" as
 select s.schemaname::varchar(128) as "TABLE_SCHEMA", s.relname::varchar(128) as "TABLE_NAME",
        s.n_live_tup::bigint as "NUMBER_ROWS", s.n_dead_tup::bigint as "NUMBER_DELETED_ROWS",

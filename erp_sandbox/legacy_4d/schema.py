@@ -140,6 +140,15 @@ DATACLASSES: dict[str, DataClass] = {
             _rel("parentProduct", "Products", "ParentProductID"),
             _rel("componentProduct", "Products", "ComponentProductID"),
         ),
+        # A dataclass the project does not sync (no spec): what `erp-sync scaffold --source legacy_4d Suppliers`
+        # starts from, with every attribute type the emulator knows and a relation.
+        _dc(
+            "Suppliers", 8, "SupplierID", _a("SupplierID", "long"),
+            _a("SupplierName", "string"), _a("Email", "string"), _a("CreditLimit", "number"),
+            _a("IsActive", "bool"), _a("FirstOrderDate", "date"), _a("CallBackTime", "duration"),
+            _a("Rating", "word"), _a("TurnoverCents", "long64"), _a("PreferredProductID", "long", True),
+            _rel("preferredProduct", "Products", "PreferredProductID"),
+        ),
         # DOC https://developer.4d.com/docs/ORDA/global-stamp documents exactly __PrimaryKey (Text), __Stamp
         # (Int64, "global stamp just before the deletion"), __TableName (Text) and __TableNumber (Long); the table's
         # own primary key is not documented, so the emulator keeps it out of REST altogether.

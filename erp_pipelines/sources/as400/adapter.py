@@ -15,6 +15,7 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import arrow_odbc
 import numpy as np
@@ -419,6 +420,14 @@ class As400Source:
                 ) from None
             raise self.settings.connection_error(f"query on {table} failed", exc) from None
 
+    def read_catalog(self, table: sql.QualifiedTable, statements: Sequence[sql.Statement]) -> list[list[Any]]:
+        """Catalog queries about `table` on one connection, for `erp-sync scaffold`: the guard admits the QSYS2
+        catalog views only (no whitelist entry is needed to describe a file, and none is made)."""
+        for statement in statements:
+            sql.guard_select(statement.sql, [])
+        with self.settings.connect() as connection:
+            return [self._run(connection, statement, table) for statement in statements]
+
     def source_columns(
         self, table: sql.QualifiedTable, connection: pyodbc.Connection | None = None
     ) -> list[SourceColumn]:
@@ -570,11 +579,11 @@ class As400Source:
             yield from extraction.batches()
 
     def unique_key_index(self, connection: pyodbc.Connection, spec: TableSpec, layout: FileLayout) -> str | None:
-        """A primary key, unique constraint or unique index over exactly the business key columns (any order),
-        or None: then the file may hold one key in two records (QSYS2.SYSPARTITIONINDEXSTAT)."""
+        """A primary key, unique constraint, unique index or unique DDS key over exactly the business key columns
+        (any order), or None: then the file may hold one key in two records (QSYS2.SYSPARTITIONINDEXSTAT)."""
         wanted = sorted(name.upper() for name in layout.select_names(spec.source_key_columns))
-        for schema, name, kind, keys in self._run(connection, sql.table_indexes(layout.table), layout.table):
-            if kind.strip() in ("PRIMARY KEY", "UNIQUE") and sorted(_index_columns(keys)) == wanted:
+        for schema, name, kind, keys, unique in self._run(connection, sql.table_indexes(layout.table), layout.table):
+            if is_unique_index(kind, unique) and sorted(index_columns(keys)) == wanted:
                 return f"{schema.strip()}.{name.strip()}"
         return None
 
@@ -679,8 +688,8 @@ class As400Source:
         only way the sensor's newest-stamp query reads one row instead of sorting the file), or None."""
         assert spec.change_tracking is not None
         wanted = [name.upper() for name in layout.select_names(spec.change_tracking.columns)]
-        for schema, name, kind, keys in self._run(connection, sql.table_indexes(layout.table), layout.table):
-            if _index_columns(keys)[: len(wanted)] == wanted:
+        for schema, name, kind, keys, _ in self._run(connection, sql.table_indexes(layout.table), layout.table):
+            if index_columns(keys)[: len(wanted)] == wanted:
                 return f"{schema.strip()}.{name.strip()} ({kind.strip()}: {keys.strip()})"
         return None
 
@@ -837,7 +846,13 @@ class As400Source:
         return report
 
 
-def _index_columns(keys: str | None) -> list[str]:
+def is_unique_index(kind: str | None, unique: str | None) -> bool:
+    """A primary key or unique constraint, or an index or keyed file whose UNIQUE is '0' (unique keys; '1' is
+    UNIQUE WHERE NOT NULL, the others allow duplicates: QSYS2.SYSPARTITIONINDEXSTAT, IBM i 7.4 rbafzcatsyspistat)."""
+    return (kind or "").strip() in ("PRIMARY KEY", "UNIQUE") or (unique or "").strip() == "0"
+
+
+def index_columns(keys: str | None) -> list[str]:
     """COLUMN_NAMES is "a comma separated list of the column names that define the index key"; an ordering word
     after a name, should one appear, is not part of it."""
     return [(key.split() or [""])[0].strip('"').upper() for key in (keys or "").split(",")]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from erp_pipelines.core.draft import TableDraft
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.as400.adapter import As400Source
 from erp_pipelines.sources.as400.connection import As400Settings
+from erp_pipelines.sources.as400.scaffold import draft_file
 from erp_pipelines.sources.system import SourceResource
 
 
@@ -22,6 +24,10 @@ class As400Resource(As400Settings, SourceResource):
         report = adapter.connection_report(specs)
         readable = [spec.entity for spec in specs if adapter.count_rows(spec) >= 0]
         return "\n  ".join([f"{self.describe()}; readable: {', '.join(readable)}", *report])
+
+    def draft_table(self, name: str, key: Sequence[str] = ()) -> TableDraft:
+        """`LIB.FILE` described from the QSYS2 catalog views (sources/as400/scaffold.py)."""
+        return draft_file(self.source(), name, key)
 
     def unconfigured_reason(self) -> str | None:
         """Not set up: no ODBC data source or host to connect to, or an empty whitelist (nothing may be read)."""

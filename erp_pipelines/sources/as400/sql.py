@@ -222,10 +222,41 @@ def table_statistics(table: QualifiedTable) -> Statement:
 
 def table_indexes(table: QualifiedTable) -> Statement:
     """Every index over the file, SQL index, keyed logical or keyed physical file or constraint alike, with its
-    key columns as a comma-separated list (QSYS2.SYSPARTITIONINDEXSTAT, IBM i 7.4 rbafzcatsyspistat)."""
+    key columns as a comma-separated list and whether its keys are unique (QSYS2.SYSPARTITIONINDEXSTAT, IBM i 7.4
+    rbafzcatsyspistat: INDEX_TYPE 'PHYSICAL' is a DDS keyed physical file, UNIQUE '0' a unique key)."""
     return Statement(
-        'SELECT "INDEX_SCHEMA", "INDEX_NAME", "INDEX_TYPE", "COLUMN_NAMES" FROM "QSYS2"."SYSPARTITIONINDEXSTAT" '
+        'SELECT "INDEX_SCHEMA", "INDEX_NAME", "INDEX_TYPE", "COLUMN_NAMES", "UNIQUE" '
+        'FROM "QSYS2"."SYSPARTITIONINDEXSTAT" WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? FOR READ ONLY',
+        (table.library, table.table),
+    )
+
+
+def table_constraints(table: QualifiedTable) -> Statement:
+    """The file's SQL constraints and their kinds (QSYS2.SYSCST, IBM i 7.4 rbafzcatsyscst: CONSTRAINT_TYPE
+    PRIMARY KEY, UNIQUE, FOREIGN KEY or CHECK). A DDS keyed file has none: its key is an access path."""
+    return Statement(
+        'SELECT "CONSTRAINT_SCHEMA", "CONSTRAINT_NAME", "CONSTRAINT_TYPE" FROM "QSYS2"."SYSCST" '
         'WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? FOR READ ONLY',
+        (table.library, table.table),
+    )
+
+
+def constraint_keys(table: QualifiedTable) -> Statement:
+    """The key columns of the file's unique, primary and foreign key constraints in key order (QSYS2.SYSKEYCST,
+    IBM i 7.4 rbafzcatkeycst: ORDINAL_POSITION is the column's position in the key)."""
+    return Statement(
+        'SELECT "CONSTRAINT_SCHEMA", "CONSTRAINT_NAME", "COLUMN_NAME" FROM "QSYS2"."SYSKEYCST" '
+        'WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? ORDER BY "CONSTRAINT_NAME", "ORDINAL_POSITION" FOR READ ONLY',
+        (table.library, table.table),
+    )
+
+
+def column_labels(table: QualifiedTable) -> Statement:
+    """What people call each field: COLUMN_TEXT (DDS TEXT or LABEL ON ... TEXT IS, VARGRAPHIC(50)) and
+    COLUMN_HEADING (DDS COLHDG or LABEL ON, VARGRAPHIC(60)), from QSYS2.SYSCOLUMNS2 (IBM i 7.4 rbafzcatsyscol2)."""
+    return Statement(
+        'SELECT "COLUMN_NAME", "COLUMN_TEXT", "COLUMN_HEADING" FROM "QSYS2"."SYSCOLUMNS2" '
+        'WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? ORDER BY "ORDINAL_POSITION" FOR READ ONLY',
         (table.library, table.table),
     )
 
@@ -351,8 +382,8 @@ _ALLOWED_WORDS = {
 _OPTIMIZE_CLAUSES = (["OPTIMIZE", "FOR", "ALL", "ROWS"], ["OPTIMIZE", "FOR", "1", "ROW"])
 _CATALOG_TABLES = frozenset({
     QualifiedTable("QSYS2", name)
-    for name in ("SYSCOLUMNS2", "SYSTABLES", "SYSTABLESTAT", "SYSPARTITIONINDEXSTAT", "JOURNALED_OBJECTS",
-                 "JOURNAL_RECEIVER_INFO")
+    for name in ("SYSCOLUMNS2", "SYSTABLES", "SYSTABLESTAT", "SYSPARTITIONINDEXSTAT", "SYSCST", "SYSKEYCST",
+                 "JOURNALED_OBJECTS", "JOURNAL_RECEIVER_INFO")
 } | {QualifiedTable("SYSIBM", "SYSDUMMY1")})
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from erp_pipelines.sources.as400.resource import as400_resource
 from erp_pipelines.sources.as400.tables import AS400_TABLES
-from erp_pipelines.sources.system import JobDefault, SourceSystem
+from erp_pipelines.sources.system import JobDefault, SourceSystem, scaffolded_tables
+
+SCAFFOLDED = "erp_pipelines.sources.as400.scaffolded"
+"""Where `erp-sync scaffold --source as400` writes a new table's module (spec and model)."""
 
 SYSTEM = SourceSystem(
     name="as400",
     title="IBM i (AS400) legacy system",
     kind="ibmi",
-    tables=AS400_TABLES,
+    tables=(*AS400_TABLES, *scaffolded_tables(SCAFFOLDED)),
+    scaffolded_package=SCAFFOLDED,
     resource=as400_resource,
     secret_settings=("AS400_PASSWORD",),
     jobs=(

@@ -344,6 +344,11 @@ class Legacy4DSource:
         keys = [key.get("name") for key in dataclass.get("key", []) if isinstance(key, dict)]
         return str(keys[0]) if keys else spec.source_key_columns[0]
 
+    def describe(self, dataclass: str) -> dict:
+        """`$catalog/{dataClass}` of one dataclass (its attributes, key and relations), for `erp-sync scaffold`."""
+        with self.session() as client:
+            return self._dataclass(client, dataclass)
+
     @staticmethod
     def _dataclass(client: Legacy4DClient, name: str) -> dict:
         try:

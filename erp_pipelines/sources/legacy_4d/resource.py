@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from erp_pipelines.core.draft import TableDraft
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.sources.legacy_4d.adapter import DEFAULT_BATCH_ROWS, DEFAULT_OVERLAP_STAMPS, Legacy4DSource
 from erp_pipelines.sources.legacy_4d.auth import DEFAULT_AUTHENTIFY_BODY
 from erp_pipelines.sources.legacy_4d.client import Legacy4DClient
+from erp_pipelines.sources.legacy_4d.scaffold import draft_dataclass
 from erp_pipelines.sources.legacy_4d.session import SessionJar, default_session_file
 from erp_pipelines.sources.system import SourceResource, setting
 
@@ -56,6 +58,10 @@ class Legacy4DResource(SourceResource):
 
     def source(self) -> Legacy4DSource:
         return Legacy4DSource(self.client, batch_rows=self.batch_rows, overlap_stamps=self.overlap_stamps)
+
+    def draft_table(self, name: str, key: Sequence[str] = ()) -> TableDraft:
+        """Dataclass `name` described from `$catalog/{dataClass}` (sources/legacy_4d/scaffold.py)."""
+        return draft_dataclass(self.source(), name, key)
 
     def probe(self, specs: list[TableSpec]) -> str:
         """Where and as whom, the dataclasses and their change tracking, and the licenses in use."""
