@@ -65,6 +65,8 @@ def odbc_floor(entity: str) -> dict:
         query=statement.sql,
         connection_string=settings.connection_string(with_credentials=True),
         batch_size=settings.batch_rows,
+        max_bytes_per_batch=settings.batch_bytes,
+        payload_text_encoding=settings.text_encoding,
     )
     for batch in reader:
         rows += batch.num_rows
