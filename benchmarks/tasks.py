@@ -10,36 +10,54 @@ import argparse
 import json
 import os
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from erp_pipelines.core.spec import TableSpec
 
 
 def _as400_env() -> dict[str, str]:
-    return dict(os.environ, AS400_DATABASE=os.environ["BENCH_AS400_DATABASE"])
+    """The benchmark's stand-in, its wide master file (benchmarks/wide.py) whitelisted next to the catalog's."""
+    from benchmarks.wide import SOURCE_TABLE
+
+    allowed = ",".join(filter(None, (os.environ.get("AS400_ALLOWED_TABLES", ""), SOURCE_TABLE)))
+    return dict(os.environ, AS400_DATABASE=os.environ["BENCH_AS400_DATABASE"], AS400_ALLOWED_TABLES=allowed)
+
+
+def _spec(entity: str) -> TableSpec:
+    """A catalog entity, or the benchmark-only wide master file (`bench_item_master`)."""
+    from benchmarks.wide import ITEM_MASTER
+    from erp_pipelines.catalog import get_spec
+
+    return ITEM_MASTER if entity == ITEM_MASTER.entity else get_spec(entity)
 
 
 def engine_sync(entity: str, mode: str, tracking: str = "auto") -> dict:
     """This project's engine in-process (no Dagster): one table, one mode; `tracking` is AS400_CHANGE_TRACKING
     (auto: a journaled file through its journal; stamps: by change stamps)."""
+    from benchmarks.wide import ITEM_MASTER, ensure_target
     from erp_pipelines.app_db.engine import app_engine
-    from erp_pipelines.catalog import get_spec
     from erp_pipelines.engine.sync import run_sync
     from erp_pipelines.sources.as400.adapter import As400Source
     from erp_pipelines.sources.as400.connection import As400Settings
 
     source = As400Source(As400Settings.from_env(dict(_as400_env(), AS400_CHANGE_TRACKING=tracking)))
-    report = run_sync(get_spec(entity), source, app_engine(os.environ["BENCH_APP_DATABASE_URL"]), mode=mode)  # type: ignore[arg-type]
+    engine = app_engine(os.environ["BENCH_APP_DATABASE_URL"])
+    if entity == ITEM_MASTER.entity:
+        ensure_target(engine)
+    report = run_sync(_spec(entity), source, engine, mode=mode)  # type: ignore[arg-type]
     return {"engine_seconds": report.duration_seconds, **report.counts()}
 
 
-def odbc_floor() -> dict:
+def odbc_floor(entity: str) -> dict:
     """Fetching the same rows through the same driver and batch size, and nothing else."""
     import arrow_odbc
 
-    from erp_pipelines.catalog import get_spec
     from erp_pipelines.sources.as400 import sql
     from erp_pipelines.sources.as400.connection import As400Settings
 
     settings = As400Settings.from_env(_as400_env())
-    spec = get_spec("product_stock")
+    spec = _spec(entity)
     table = sql.QualifiedTable.parse(spec.source_table)
     statement = sql.select_rows(table, spec.source_columns, order_by=spec.source_key_columns)
     rows = 0
@@ -48,6 +66,8 @@ def odbc_floor() -> dict:
         query=statement.sql,
         connection_string=settings.connection_string(with_credentials=True),
         batch_size=settings.batch_rows,
+        max_bytes_per_batch=settings.batch_bytes,
+        payload_text_encoding=settings.text_encoding,
     )
     for batch in reader:
         rows += batch.num_rows
@@ -132,6 +152,39 @@ def per_record(sample: int) -> dict:
     return {"sample": len(records), "sample_seconds": seconds}
 
 
+def validation_cost(entity: str, batches: int) -> dict:
+    """Where the row rules' time goes on the first `batches` batches of one entity: the decoders against
+    pandera's model (the lever: pandera's cost per column on the wide master file)."""
+    import pandas as pd
+
+    from erp_pipelines.engine.validation import RowFailures, apply_model, decode
+    from erp_pipelines.sources.as400.adapter import As400Source
+    from erp_pipelines.sources.as400.connection import As400Settings
+
+    spec = _spec(entity)
+    raws = []
+    with As400Source(As400Settings.from_env(_as400_env())).extract(spec, None) as extraction:
+        for raw in extraction.batches():
+            raws.append(raw)
+            if len(raws) >= batches:
+                break
+    decode_seconds = frame_seconds = pandera_seconds = 0.0
+    for raw in raws:
+        start = time.perf_counter()
+        decoded = decode(spec, raw, RowFailures())
+        decoded_at = time.perf_counter()
+        frame = decoded.to_pandas(types_mapper=pd.ArrowDtype)
+        framed_at = time.perf_counter()
+        apply_model(spec, frame, RowFailures())
+        decode_seconds += decoded_at - start
+        frame_seconds += framed_at - decoded_at
+        pandera_seconds += time.perf_counter() - framed_at
+    rows = sum(raw.num_rows for raw in raws)
+    return {"rows": rows, "columns": len(spec.columns), "decode_seconds": decode_seconds,
+            "frame_seconds": frame_seconds, "pandera_seconds": pandera_seconds,
+            "pandera_ms_per_column_per_100k_rows": pandera_seconds / len(spec.columns) / rows * 1e8}
+
+
 def legacy_4d_sync(port: int, entity: str) -> dict:
     """This project's engine on the 4D path: one entity, full (run.py loads erp_category first, untimed)."""
     from erp_pipelines.app_db.engine import app_engine
@@ -167,9 +220,12 @@ def main() -> None:
     sync.add_argument("--entity", default="product_stock")
     sync.add_argument("--mode", default="full")
     sync.add_argument("--tracking", default="auto", choices=["auto", "stamps"])
-    sub.add_parser("odbc_floor")
+    sub.add_parser("odbc_floor").add_argument("--entity", default="product_stock")
     sub.add_parser("verify").add_argument("--entity", default="product_stock")
     sub.add_parser("copy_floor").add_argument("--csv", required=True)
+    cost = sub.add_parser("validation_cost")
+    cost.add_argument("--entity", default="bench_item_master")
+    cost.add_argument("--batches", type=int, default=4)
     sub.add_parser("per_record").add_argument("--sample", type=int, default=20_000)
     sub.add_parser("legacy_4d_floor").add_argument("--port", type=int, required=True)
     legacy = sub.add_parser("legacy_4d_sync")
@@ -180,6 +236,8 @@ def main() -> None:
         result = engine_sync(args.entity, args.mode, args.tracking)
     elif args.task == "copy_floor":
         result = copy_floor(args.csv)
+    elif args.task == "validation_cost":
+        result = validation_cost(args.entity, args.batches)
     elif args.task == "per_record":
         result = per_record(args.sample)
     elif args.task == "legacy_4d_sync":
@@ -189,7 +247,7 @@ def main() -> None:
     elif args.task == "verify":
         result = verify(args.entity)
     else:
-        result = odbc_floor()
+        result = odbc_floor(args.entity)
     print(json.dumps(result))
 
 

@@ -164,6 +164,7 @@ class As400Extraction:
         """Batches of one guarded statement, on its own connection or on `connection`."""
         sql.guard_select(statement.sql, [self._layout.table])
         options = {"parameters": list(statement.parameters), "batch_size": self._settings.batch_rows,
+                   "max_bytes_per_batch": self._settings.batch_bytes,
                    "payload_text_encoding": self._settings.text_encoding}
         if connection is None:
             reader = arrow_odbc.read_arrow_batches_from_odbc(
