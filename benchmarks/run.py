@@ -382,9 +382,9 @@ class Bench:
         self.application_against_project(total)
 
     def verify_workload(self, total: int) -> None:
-        """Hook for `verify` (source and target compared; being built on branch `verify` as the task `verify` of
-        benchmarks/tasks.py, called as `verify --entity product_stock`, its JSON line on stdout). Runs, against
-        the fetch floor, only once that task exists; the target is then in sync with the source (scenario 2)."""
+        """Scenario 7: `erp-sync verify`'s comparison (the task `verify`: source read through the sync's decoders,
+        range hashes against the target) alternating with the fetch floor, while the target is in sync with the
+        source (after scenario 2)."""
         if not callable(getattr(tasks, "verify", None)):
             print("7 verify: skipped (benchmarks.tasks has no `verify` task yet)", flush=True)
             return
@@ -565,6 +565,7 @@ def targets(results: list[Result]) -> list[dict]:
               ours_seconds=by_key["1/ours"].median_seconds, floors_seconds=floors)
     ratio("unchanged full re-read ≤ 1.3x the fetch floor", "2/ours", "2/fetch_floor", 1.3)
     ratio("incremental 1% ≤ 0.1x Sling", "3/ours", "3/sling", 0.1)
+    ratio("verify 1M rows ≤ 1.3x the fetch floor", "7/ours", "7/fetch_floor", 1.3)
     ratio("Dagster run ≤ 1.5x the bare process, initial full", "1/dagster", "1/ours", 1.5)
     ratio("Dagster run ≤ 1.5x the bare process, incremental 1%", "3/dagster", "3/ours", 1.5)
     if {"4d/ours", "4d/fetch_floor"} <= by_key.keys():
