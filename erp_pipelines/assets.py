@@ -37,8 +37,8 @@ class SyncConfig(dg.Config):
                                   "changes, see since/until); overrides the run tag"
     )
     since: str | None = Field(
-        default=None, description="backfill: first change marker re-read (AS400: a local date or date and time such "
-                                  f"as 2026-11-01; 4D: a global stamp); overrides the run tag {BACKFILL_SINCE_TAG}"
+        default=None, description="backfill: first change marker re-read, in the source's own terms (a date such as "
+                                  f"2026-11-01, or a stamp); overrides the run tag {BACKFILL_SINCE_TAG}"
     )
     until: str | None = Field(
         default=None, description="backfill: the end of the range, excluded (default: no end); overrides the run tag "

@@ -180,9 +180,9 @@ RETRY_HELP = ("Retry a table whose source failed by its retry policy (3 times, f
 @click.option("--entity", "entities", multiple=True, help=f"Entity to sync {ENTITY_HELP}; default: all "
               "configured source systems.")
 @click.option("--full", is_flag=True, help="Re-read everything and soft-delete rows gone at the source.")
-@click.option("--since", help="Backfill: re-read the rows changed from this change marker on (AS400: the IBM i's local "
-              "date or date and time, 2026-11-01 or 2026-11-01T08:30:00; 4D: a __GlobalStamp); the watermark stays "
-              "where it is and nothing outside the range is deleted. Needs --entity.")
+@click.option("--since", help="Backfill: re-read the rows changed from this change marker on, in the source's "
+              "own terms (a local date or date and time such as 2026-11-01 or 2026-11-01T08:30:00, or a change "
+              "stamp); the watermark stays where it is and nothing outside the range is deleted. Needs --entity.")
 @click.option("--until", help="Backfill: the end of the range, excluded (default: no end).")
 @click.option("--retry", is_flag=True, help=RETRY_HELP)
 def sync(entities: tuple[str, ...], full: bool, since: str | None, until: str | None, retry: bool) -> None:
@@ -215,7 +215,7 @@ def _backfill_range(entities: tuple[str, ...], full: bool, since: str | None, un
                                "the changes in a range; choose one")
     if not entities:
         raise click.UsageError("--since needs --entity: the range is in each source's own change markers (a date on "
-                               "the AS400, a global stamp on 4D), so name the tables to backfill")
+                               "one system, a stamp on another), so name the tables to backfill")
     return ChangeRange(since, until)
 
 
