@@ -13,15 +13,18 @@ from __future__ import annotations
 import dagster as dg
 
 from erp_pipelines.assets import SYNC_MODE_TAG, table_asset_key
+from erp_pipelines.catalog import specs_for
 from erp_pipelines.checks import VERIFY_CHECK_KEYS
 from erp_pipelines.sources.registry import SYSTEMS
 from erp_pipelines.sources.system import JobDefault, SourceSystem
 
 
 def build_job(system: SourceSystem, job: JobDefault) -> dg.UnresolvedAssetJobDefinition:
+    """The job's tables as the catalog targets them (ERP_TARGET), so their asset keys are the assets' own."""
+    tables = [spec for spec in specs_for(system.name) if spec.cadence in job.cadences]
     return dg.define_asset_job(
         name=job.name,
-        selection=dg.AssetSelection.assets(*(table_asset_key(spec) for spec in system.tables_of(job)))
+        selection=dg.AssetSelection.assets(*(table_asset_key(spec) for spec in tables))
         - dg.AssetSelection.checks(*VERIFY_CHECK_KEYS),
         description=job.description,
         tags={"erp/source": system.name},

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from erp_pipelines.app_db.tables import sync_alert
 from erp_pipelines.assets import SYNC_MODE_TAG, table_asset_key
 from erp_pipelines.cadence import overdue_after
-from erp_pipelines.catalog import CATALOG
+from erp_pipelines.catalog import CATALOG, specs_for
 from erp_pipelines.core.spec import TableSpec
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.registry import SYSTEMS
@@ -37,7 +37,7 @@ def changed_entities(previous: dict[str, str], current: dict[str, str]) -> list[
 
 
 def build_change_sensor(system: SourceSystem) -> dg.SensorDefinition:
-    specs = list(system.tables)
+    specs = specs_for(system.name)  # as the catalog targets them (ERP_TARGET): the assets' own keys
 
     @dg.sensor(
         name=f"{system.name}_change_sensor",

@@ -75,3 +75,28 @@ def test_4d_assets_lineage_and_pool() -> None:
     }
     for table, expected in parents.items():
         assert {tuple(key.path) for key in graph.get(dg.AssetKey(["app", table])).parent_keys} == expected
+
+
+def test_definitions_load_with_the_application_target() -> None:
+    """With ERP_TARGET=application (the sandbox's .env) every job and sensor selects the assets' own keys
+    (`application/<source>/<table>`): a job built from the project-owned specs named keys no asset has."""
+    script = """
+import dagster as dg
+from erp_pipelines.definitions import defs
+dg.Definitions.validate_loadable(defs)
+graph = defs.resolve_asset_graph()
+for job in defs.resolve_all_job_defs():
+    selected = job.asset_layer.selected_asset_keys if job.asset_layer else set()
+    print(job.name, sorted(key.to_user_string() for key in selected))
+for sensor in defs.sensors:
+    if sensor.asset_selection is not None:
+        print(sensor.name, sorted(key.to_user_string() for key in sensor.asset_selection.resolve(graph)))
+"""
+    shown = subprocess.run([sys.executable, "-c", script], env={**os.environ, "ERP_TARGET": "application"},
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in shown.stdout.splitlines())
+    assert "application/as400/products_product" in lines["as400_daily_job"]
+    assert "application/legacy_4d/products_product" in lines["legacy_4d_daily_job"]
+    assert "application/as400/products_productstock" in lines["as400_change_sensor"]
+    assert "app/product'" not in shown.stdout

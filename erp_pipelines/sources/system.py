@@ -157,9 +157,6 @@ class SourceSystem:
             if spec.source_system != self.name:
                 raise ValueError(f"table {spec.entity!r} of source system {self.name!r} says {spec.source_system!r}")
 
-    def tables_of(self, job: JobDefault) -> list[TableSpec]:
-        return [spec for spec in self.tables if spec.cadence in job.cadences]
-
 
 def resource_of(resources: object, system: SourceSystem) -> SourceResource:
     """The system's resource from a Dagster context's resources, checked to implement `SourceResource`."""
