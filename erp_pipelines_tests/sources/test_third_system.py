@@ -79,8 +79,8 @@ def test_a_registered_system_gets_assets_jobs_schedules_sensors_and_resources(me
     assert found["group"] == "memory"
     assert found["kinds"] == ["postgres", "python"]
     assert found["deps"] == ["memory/NOTES"]
-    assert found["checks"] == ["live_rows_present_and_unique", "reconciles_with_source", "rejected_share_within_limit",
-                               "source_position_retained"]
+    assert found["checks"] == ["live_rows_present_and_unique", "matches_source_row_by_row", "reconciles_with_source",
+                              "rejected_share_within_limit", "source_position_retained"]
     assert found["job_assets"] == ["app/memo_note"]
 
 

@@ -24,7 +24,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from erp_pipelines.assets import OWNERS, REJECTED_SHARE_CHECK_NAME
 from erp_pipelines.catalog import CATALOG, get_spec
-from erp_pipelines.checks import INTEGRITY_CHECK_NAME, POSITION_CHECK_NAME, RECONCILIATION_CHECK_NAME
+from erp_pipelines.checks import (
+    INTEGRITY_CHECK_NAME,
+    POSITION_CHECK_NAME,
+    RECONCILIATION_CHECK_NAME,
+    VERIFY_CHECK_NAME,
+)
 from erp_pipelines.engine.audit import shown_key
 from erp_pipelines_tests.support.dagster_ui import DagsterUi
 from erp_pipelines_tests.support.sandbox import ROOT
@@ -235,7 +240,9 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
     assert "<Check" not in body
     # the status header: row count = live rows, the latest check results
     assert re.search(rf"Row count\s+{live:,}\b|Row count\s+{live}\b", body), "row count not shown"
-    assert re.search(r"Latest check results\s+4\b", body), "four check results expected"
+    # four checks passed and one not executed: the row-by-row verification runs only in verify_job
+    shown_checks = body[body.find("Latest check results"):][:80]
+    assert re.search(r"Latest check results\s+1\s+4\b", body), f"1 not run and 4 passed expected: {shown_checks!r}"
 
     shown_counts = {name: metadata_value(browser, name) for name in COUNTS}
     assert shown_counts == {name: str(getattr(run, name)) for name in COUNTS}
@@ -255,7 +262,8 @@ def test_asset_page_shows_schema_owners_counts_rejections_checks_and_freshness(
 
     clickable(browser, "//a[normalize-space()='Checks'][contains(@href, 'view=checks')]",
               "the asset's Checks tab").click()
-    body = wait_for_texts(browser, "Checks (4)", INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME, POSITION_CHECK_NAME,
+    body = wait_for_texts(browser, "Checks (5)", INTEGRITY_CHECK_NAME, RECONCILIATION_CHECK_NAME, POSITION_CHECK_NAME,
+                          VERIFY_CHECK_NAME,
                           REJECTED_SHARE_CHECK_NAME, "This is a blocking asset check.", "Passed", "live_rows",
                           "duplicate_keys")
     assert len(re.findall(r"Succeeded", body)) >= 3, "every check should show its latest result"
@@ -288,7 +296,7 @@ def test_jobs_schedules_and_sensors_are_listed(dagster_ui: DagsterUi, browser: W
     states = dagster_ui.graphql(INSTIGATORS % {"loc": location})
     expected = {s["name"]: s["scheduleState"]["status"] == "RUNNING" for s in states["schedulesOrError"]["results"]}
     expected |= {s["name"]: s["sensorState"]["status"] == "RUNNING" for s in states["sensorsOrError"]["results"]}
-    assert expected == {**dict.fromkeys(schedules, True), "freshness_sensor": True,
+    assert expected == {**dict.fromkeys(schedules, True), "freshness_sensor": True, "verify_schedule": False,
                         "as400_change_sensor": False, "legacy_4d_change_sensor": False}
     for name, running in expected.items():
         row = clickable(browser, f"//*[normalize-space(text())='{name}']"
