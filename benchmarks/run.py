@@ -28,7 +28,6 @@ from pathlib import Path
 
 import psycopg2
 
-from benchmarks import tasks
 from benchmarks.measure import Measurement, measure
 from erp_sandbox.as400 import wide
 
@@ -385,9 +384,6 @@ class Bench:
         """Scenario 7: `erp-sync verify`'s comparison (the task `verify`: source read through the sync's decoders,
         range hashes against the target) alternating with the fetch floor, while the target is in sync with the
         source (after scenario 2)."""
-        if not callable(getattr(tasks, "verify", None)):
-            print("7 verify: skipped (benchmarks.tasks has no `verify` task yet)", flush=True)
-            return
         self.alternate("7", "7 verify, source and target agree", total, [
             Contender("ours", "erp_pipelines verify", lambda: self.task("verify", "--entity", "product_stock")),
             Contender("fetch_floor", "floor: ODBC fetch only (arrow-odbc)", lambda: self.task("odbc_floor")),
