@@ -13,6 +13,9 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from erp_pipelines.core.source import SourceAdapter
     from erp_pipelines.core.spec import TableSpec
 
 
@@ -32,9 +35,11 @@ def _spec(entity: str) -> TableSpec:
     return ITEM_MASTER if entity == ITEM_MASTER.entity else get_spec(entity)
 
 
-def engine_sync(entity: str, mode: str, tracking: str = "auto") -> dict:
+def engine_sync(entity: str, mode: str, tracking: str = "auto", checks: bool = False) -> dict:
     """This project's engine in-process (no Dagster): one table, one mode; `tracking` is AS400_CHANGE_TRACKING
-    (auto: a journaled file through its journal; stamps: by change stamps)."""
+    (auto: a journaled file through its journal; stamps: by change stamps). `checks`: then the work of the
+    asset checks a Dagster run does after it (integrity counts, reconciliation by keys, the position check),
+    so that a Dagster run is compared with the same work without Dagster."""
     from benchmarks.wide import ITEM_MASTER, ensure_target
     from erp_pipelines.app_db.engine import app_engine
     from erp_pipelines.engine.sync import run_sync
@@ -45,8 +50,31 @@ def engine_sync(entity: str, mode: str, tracking: str = "auto") -> dict:
     engine = app_engine(os.environ["BENCH_APP_DATABASE_URL"])
     if entity == ITEM_MASTER.entity:
         ensure_target(engine)
-    report = run_sync(_spec(entity), source, engine, mode=mode)  # type: ignore[arg-type]
-    return {"engine_seconds": report.duration_seconds, **report.counts()}
+    spec = _spec(entity)
+    report = run_sync(spec, source, engine, mode=mode)  # type: ignore[arg-type]
+    figures = {"engine_seconds": report.duration_seconds, **report.counts()}
+    if checks:
+        figures |= run_checks(spec, source, engine)
+    return figures
+
+
+def run_checks(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> dict:
+    """What the asset checks of a sync compute (erp_pipelines/checks.py), through the same engine functions."""
+    import sqlalchemy as sa
+
+    from erp_pipelines.app_db.tables import sync_watermark
+    from erp_pipelines.engine.reconcile import live_counts, reconcile
+
+    start = time.perf_counter()
+    total, distinct = live_counts(spec, engine)
+    reconciliation = reconcile(spec, source, engine)
+    with engine.connect() as connection:
+        since = connection.execute(sa.select(sync_watermark.c.value)
+                                   .where(sync_watermark.c.entity == spec.entity)).scalar_one_or_none()
+    source.position_warning(spec, since)
+    if not (total == distinct and reconciliation.passed):
+        raise RuntimeError(f"{spec.entity}: the checks failed ({total} live, {distinct} distinct, {reconciliation})")
+    return {"checks_seconds": time.perf_counter() - start}
 
 
 def odbc_floor(entity: str) -> dict:
@@ -220,6 +248,7 @@ def main() -> None:
     sync.add_argument("--entity", default="product_stock")
     sync.add_argument("--mode", default="full")
     sync.add_argument("--tracking", default="auto", choices=["auto", "stamps"])
+    sync.add_argument("--checks", action="store_true", help="then the work of a Dagster run's asset checks")
     sub.add_parser("odbc_floor").add_argument("--entity", default="product_stock")
     sub.add_parser("verify").add_argument("--entity", default="product_stock")
     sub.add_parser("copy_floor").add_argument("--csv", required=True)
@@ -233,7 +262,7 @@ def main() -> None:
     legacy.add_argument("--entity", default="erp_product")
     args = parser.parse_args()
     if args.task == "engine_sync":
-        result = engine_sync(args.entity, args.mode, args.tracking)
+        result = engine_sync(args.entity, args.mode, args.tracking, args.checks)
     elif args.task == "copy_floor":
         result = copy_floor(args.csv)
     elif args.task == "validation_cost":

@@ -9,8 +9,7 @@ from erp_pipelines.app_db.tables import sync_watermark
 from erp_pipelines.assets import table_asset_key
 from erp_pipelines.catalog import CATALOG, system_of
 from erp_pipelines.core.spec import TableSpec
-from erp_pipelines.engine.reconcile import reconcile
-from erp_pipelines.engine.target import target_of
+from erp_pipelines.engine.reconcile import live_counts, reconcile
 from erp_pipelines.engine.verify import verify_table
 from erp_pipelines.resources import AppDatabaseResource
 from erp_pipelines.sources.system import resource_of
@@ -20,17 +19,6 @@ RECONCILIATION_CHECK_NAME = "reconciles_with_source"
 POSITION_CHECK_NAME = "source_position_retained"
 VERIFY_CHECK_NAME = "matches_source_row_by_row"
 VERIFY_SAMPLE_SIZE = 20
-
-
-def _live_counts(engine: sa.Engine, spec: TableSpec) -> tuple[int, int]:
-    target = target_of(spec)
-    key = target.columns(spec.business_key, "t")
-    with engine.connect() as connection:
-        total, distinct = connection.exec_driver_sql(
-            f"select count(*), count(distinct ({key})) from {target.name} t "
-            f"where {target.live('t')} and {target.owned('t')}"
-        ).one()
-    return int(total), int(distinct)
 
 
 def build_integrity_check(spec: TableSpec) -> dg.AssetChecksDefinition:
@@ -43,7 +31,7 @@ def build_integrity_check(spec: TableSpec) -> dg.AssetChecksDefinition:
         description=f"{spec.target_table} has live rows and {', '.join(spec.business_key)} is unique.",
     )
     def _integrity(app_db: AppDatabaseResource) -> dg.AssetCheckResult:
-        total, distinct = _live_counts(app_db.engine(), spec)
+        total, distinct = live_counts(spec, app_db.engine())
         return dg.AssetCheckResult(
             passed=total > 0 and total == distinct,
             severity=dg.AssetCheckSeverity.ERROR,

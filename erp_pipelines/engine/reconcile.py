@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from erp_pipelines.core.source import SourceAdapter
 from erp_pipelines.core.spec import TableSpec
-from erp_pipelines.engine.audit import key_json
+from erp_pipelines.engine.audit import keys_json
 from erp_pipelines.engine.postgres import copy_arrow, quote
 from erp_pipelines.engine.target import target_of, typed_columns
 from erp_pipelines.engine.validation import decode_business_key
@@ -60,7 +60,7 @@ def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reco
             f"create temporary table {quote(keys_table)} ({typed_columns(spec, key)}, exact text)")
         with source.extract(keys_only(spec), None) as extraction:
             for raw in extraction.batches():
-                exact = pa.array([key_json(k) for k in source.record_keys(spec, raw)], pa.string())
+                exact = pa.array(keys_json(source.record_keys(spec, raw)), pa.string())
                 copy_arrow(connection, keys_table, decode_business_key(spec, raw).append_column("exact", exact))
                 result.source_records += raw.num_rows
         match = " and ".join(f"t.{quote(target.column(k))} = r.{quote(k)}" for k in key)
@@ -80,3 +80,15 @@ def reconcile(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> Reco
     result.live_not_in_source = len(orphans)
     result.live_not_in_source_sample = [", ".join(repr(v) for v in row) for row in orphans[:SAMPLE_SIZE]]
     return result
+
+
+def live_counts(spec: TableSpec, engine: sa.Engine) -> tuple[int, int]:
+    """Live rows this sync owns, and their distinct business keys (equal when no key is live twice)."""
+    target = target_of(spec)
+    key = target.columns(spec.business_key, "t")
+    with engine.connect() as connection:
+        total, distinct = connection.exec_driver_sql(
+            f"select count(*), count(distinct ({key})) from {target.name} t "
+            f"where {target.live('t')} and {target.owned('t')}"
+        ).one()
+    return int(total), int(distinct)
