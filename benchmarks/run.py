@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg2
 
 from benchmarks.measure import Measurement, measure
+from benchmarks.tasks import WIDE_ENTITY
 from erp_sandbox.as400 import wide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -483,14 +484,14 @@ class Bench:
         ] if self.peers else []
         title = f"wide: {len(wide.WIDE_FIELDS)}-field master file, initial full"
         self.alternate("wide", title, rows, [
-            Contender("ours", "erp_pipelines (full)", lambda: self.ours("full", "bench_item_master"), reset_ours),
+            Contender("ours", "erp_pipelines (full)", lambda: self.ours("full", WIDE_ENTITY), reset_ours),
             *peers,
             Contender("fetch_floor", "floor: ODBC fetch only (arrow-odbc)",
-                      lambda: self.task("odbc_floor", "--entity", "bench_item_master")),
+                      lambda: self.task("odbc_floor", "--entity", WIDE_ENTITY)),
         ])
         self.alternate("wide-rules", "wide: row rules, first 4 batches", rows, [
             Contender("validation_cost", "decoders, then pandera (in-process)",
-                      lambda: self.task("validation_cost", "--entity", "bench_item_master"),
+                      lambda: self.task("validation_cost", "--entity", WIDE_ENTITY),
                       note="see outputs: decode_seconds, pandera_seconds, per column per 100k rows"),
         ])
 

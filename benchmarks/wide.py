@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandera.pandas as pa_pandas
 import sqlalchemy as sa
 
+from benchmarks.tasks import WIDE_ENTITY
 from erp_pipelines.app_db.tables import table_of
 from erp_pipelines.core.decoders import Decimal, Decoder, Flag, TrimmedText
 from erp_pipelines.core.fields import BOOL, DATE, TEXT, TIMESTAMP, decimal, text
@@ -53,7 +54,7 @@ def _spec() -> TableSpec:
                  {"__annotations__": annotations, **attributes, "Config": config,
                   "__doc__": f"The wide item master {SOURCE_TABLE} (benchmark only)."})
     return TableSpec(
-        entity="bench_item_master",
+        entity=WIDE_ENTITY,
         source_system="as400",
         source_table=SOURCE_TABLE,
         target_table="bench_item_master",
