@@ -69,17 +69,14 @@ def engine_sync(entity: str, mode: str, tracking: str = "auto", checks: bool = F
 
 def run_checks(spec: TableSpec, source: SourceAdapter, engine: sa.Engine) -> dict:
     """What the asset checks of a sync compute (erp_pipelines/checks.py), through the same engine functions."""
-    import sqlalchemy as sa
-
-    from erp_pipelines.app_db.tables import sync_watermark
+    from erp_pipelines.engine.audit import Audit
     from erp_pipelines.engine.reconcile import live_counts, reconcile
 
     start = time.perf_counter()
     total, distinct = live_counts(spec, engine)
     reconciliation = reconcile(spec, source, engine)
     with engine.connect() as connection:
-        since = connection.execute(sa.select(sync_watermark.c.value)
-                                   .where(sync_watermark.c.entity == spec.entity)).scalar_one_or_none()
+        since = Audit(connection, spec).load_watermark()
     source.position_warning(spec, since)
     if not (total == distinct and reconciliation.passed):
         raise RuntimeError(f"{spec.entity}: the checks failed ({total} live, {distinct} distinct, {reconciliation})")

@@ -3,12 +3,11 @@ verification, which runs on its own schedule (`schedules.verify_schedule`), neve
 
 
 import dagster as dg
-import sqlalchemy as sa
 
-from erp_pipelines.app_db.tables import sync_watermark
 from erp_pipelines.assets import table_asset_key
 from erp_pipelines.catalog import CATALOG, system_of
 from erp_pipelines.core.spec import TableSpec
+from erp_pipelines.engine.audit import Audit
 from erp_pipelines.engine.reconcile import live_counts, reconcile
 from erp_pipelines.engine.verify import verify_table
 from erp_pipelines.resources import AppDatabaseResource
@@ -88,8 +87,7 @@ def build_position_check(spec: TableSpec) -> dg.AssetChecksDefinition:
     def _position(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         app_db: AppDatabaseResource = context.resources.app_db
         with app_db.engine().connect() as connection:
-            since = connection.execute(sa.select(sync_watermark.c.value)
-                                       .where(sync_watermark.c.entity == spec.entity)).scalar_one_or_none()
+            since = Audit(connection, spec).load_watermark()
         warning = resource_of(context.resources, system_of(spec)).source().position_warning(spec, since)
         return dg.AssetCheckResult(passed=warning is None, severity=dg.AssetCheckSeverity.WARN, description=warning,
                                    metadata={"watermark": dg.MetadataValue.json(since or {})})
