@@ -12,9 +12,10 @@ Judging the whole read at once is what makes batch boundaries irrelevant: a dupl
 batches, or two products swapping SKUs in different batches, is seen as such. The stage lives on disk
 (a temporary table), so memory stays bounded by the batch size.
 
-An initial load (the target held no row when the run started) drops the table's foreign keys and adds
-them again at the end, inside the run's transaction: the PostgreSQL manual's recipe for populating a
-table ("Remove Foreign Key Constraints"); other sessions never see the table without them.
+An initial load (the target held no row when the run started) drops the table's foreign keys, primary key
+and indexes and builds them again after the insert, inside the run's transaction: the PostgreSQL manual's
+recipe for populating a table ("Remove Indexes", "Remove Foreign Key Constraints"); other sessions never see
+the table without them. The run-level rules have already made keys and unique values distinct.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ WORK_MEM = "64MB"
 
 def _equal(names: Iterable[str], left: str, right: str) -> str:
     return " and ".join(f"{left}.{quote(n)} = {right}.{quote(n)}" for n in names)
+
+
+def _unique_rule(unique: Sequence[str]) -> str:
+    return f"duplicate_{'_'.join(unique)}"
 
 
 def _shown(names: Sequence[str], alias: str, numeric: frozenset[str] = frozenset()) -> str:
@@ -144,6 +149,15 @@ class RunStage:
         return (f"{alias}.{VALID} and not exists (select 1 from {quote(self.rejects)} r "
                 f"where r.{POSITION} = {alias}.{POSITION})")
 
+    def _analyze_stage(self) -> None:
+        """Statistics of the columns the rules join and group on. Autovacuum never analyzes temporary tables
+        (PostgreSQL manual, Routine Vacuuming: "temporary tables cannot be accessed by autovacuum ... ANALYZE
+        operations should be performed via session SQL commands"); unanalyzed, the planner guessed a few
+        hundred rows and chose nested loops over the whole read."""
+        names = [*self.key, *(name for unique in self.spec.unique for name in unique),
+                 *(name for fk in self.spec.foreign_keys for name in fk.columns), POSITION, VALID]
+        self._execute(f"analyze {quote(self.stage)} ({_columns(dict.fromkeys(names))})")
+
     def _reject_duplicate_keys(self) -> None:
         """Every copy of a key read more than once; the keys are found first (usually none), then their rows."""
         stage, key = quote(self.stage), _columns(self.key)
@@ -203,31 +217,50 @@ class RunStage:
 
     def _reject_unique_clashes(self) -> None:
         """Unique values judged on the converged state, repeated until stable: rejecting a row leaves its
-        old target row (and value) in place, which may in turn clash with another row of the read."""
+        old target row (and value) in place, which may in turn clash with another row of the read, of this
+        unique value or of another one. Only such a row can start a new clash (rejecting a row without a
+        live target row only shrinks the converged state), so a round that rejected none is the last."""
+        for _ in range(MAX_UNIQUE_ROUNDS):
+            added = sum(self._reject(self._unique_clashes(unique)) for unique in self.spec.unique)
+            if not added or not self._unique_rejects_leave_live_rows():
+                return
+        raise RuntimeError(f"{self.spec.entity}: unique values of {self.spec.unique} did not settle")
+
+    def _unique_clashes(self, unique: Sequence[str]) -> str:
+        """(position, rule, message) of the accepted rows whose value of `unique` the converged state holds
+        more than once. The clashing values are found first with a plain GROUP BY (which PostgreSQL can hash),
+        then described; the ordered `string_agg` alone would sort every staged value."""
         stage, target, deletions = quote(self.stage), self.target.name, quote(self.deletions)
-        for unique in self.spec.unique:
-            columns, rule = _columns(unique), f"duplicate_{'_'.join(unique)}"
-            present = " and ".join(f"{{a}}.{quote(c)} is not null" for c in unique)
-            for _ in range(MAX_UNIQUE_ROUNDS):
-                added = self._reject(
-                    f"with accepted as (select * from {stage} s where {self._accepted('s')} "
-                    f"and {present.format(a='s')}), "
-                    f"converged as (select {_columns(self.key)}, {columns}, true as staged from accepted "
-                    f"union all select {self.target.columns(self.key, 't')}, {self.target.columns(unique, 't')}, "
-                    f"false from {target} t where {self.target.live('t')} "
-                    f"and ({self.target.columns(unique, 't')}) in (select {columns} from accepted) "
-                    f"and not exists (select 1 from accepted a where {self._match(self.key, 'a')}) "
-                    f"and not exists (select 1 from {deletions} d where {self._match(self.key, 'd')})), "
-                    f"clash as (select {columns}, string_agg({self._shown(self.key, 'c')} || "
-                    f"case when c.staged then ' (this read)' else ' (live, not changed by this read)' end, "
-                    f"'; ' order by c.staged) as holders from converged c group by {columns} having count(*) > 1) "
-                    f"select a.{POSITION}, '{rule}', {self._shown(unique, 'a')} || ' would be held by more than one "
-                    f"{self.spec.entity}: ' || k.holders from accepted a join clash k using ({columns})"
-                )
-                if not added:
-                    break
-            else:
-                raise RuntimeError(f"{self.spec.entity}: unique values of {columns} did not settle")
+        columns = _columns(unique)
+        present = " and ".join(f"s.{quote(c)} is not null" for c in unique)
+        narrow = _columns(dict.fromkeys([*self.key, *unique]))
+        return (
+            f"with accepted as (select s.{POSITION}, {narrow} from {stage} s where {self._accepted('s')} "
+            f"and {present}), "
+            f"converged as (select {_columns(self.key)}, {columns}, true as staged from accepted "
+            f"union all select {self.target.columns(self.key, 't')}, {self.target.columns(unique, 't')}, "
+            f"false from {target} t where {self.target.live('t')} "
+            f"and ({self.target.columns(unique, 't')}) in (select {columns} from accepted) "
+            f"and not exists (select 1 from accepted a where {self._match(self.key, 'a')}) "
+            f"and not exists (select 1 from {deletions} d where {self._match(self.key, 'd')})), "
+            f"clashing as (select {columns} from converged group by {columns} having count(*) > 1), "
+            f"clash as (select {columns}, string_agg({self._shown(self.key, 'c')} || "
+            f"case when c.staged then ' (this read)' else ' (live, not changed by this read)' end, "
+            f"'; ' order by c.staged) as holders from converged c join clashing using ({columns}) "
+            f"group by {columns}) "
+            f"select a.{POSITION}, '{_unique_rule(unique)}', {self._shown(unique, 'a')} || ' would be held by more "
+            f"than one {self.spec.entity}: ' || k.holders from accepted a join clash k using ({columns})"
+        )
+
+    def _unique_rejects_leave_live_rows(self) -> bool:
+        """Whether a row rejected for a unique value has a live target row of its key (which stays)."""
+        self._execute(f"analyze {quote(self.rejects)}")
+        rules = ", ".join(f"'{_unique_rule(unique)}'" for unique in self.spec.unique)
+        return bool(self._execute(
+            f"select exists (select 1 from {quote(self.rejects)} r join {quote(self.stage)} s "
+            f"on s.{POSITION} = r.{POSITION} join {self.target.name} t on {self._match(self.key, 's')} "
+            f"where r.rule in ({rules}) and {self.target.live('t')})"
+        ).scalar_one())
 
     # --- apply ----------------------------------------------------------------------------------------
     def merge(self, *, full: bool) -> MergeOutcome:
@@ -236,20 +269,26 @@ class RunStage:
         Only a full read can tell that a key is gone or that an unchanged child lost its parent; other
         runs delete only the keys the source reported (`add_deleted_keys`).
         """
+        self._analyze_stage()
         self._reject_duplicate_keys()
         self._reject_missing_parents()
         if full:
             self._plan_deletions()
         self._reject_unique_clashes()
         outcome = MergeOutcome()
+        rebuilds = self.target.indexes_for_initial_load(self.connection) if self.initial_load else []
         if self.initial_load:
             for constraint in self.foreign_keys:
                 self._execute(f"alter table {self.target.name} drop constraint {quote(constraint.name)}")
+            for rebuild in rebuilds:
+                self._execute(rebuild.drop)
         outcome.deleted, outcome.withdrawn = self._apply_deletions()
         self._vacate_moving_unique_values()
         accepted = self._execute(f"select count(*) from {quote(self.stage)} s where {self._accepted('s')}").scalar_one()
         outcome.created, outcome.updated = self._upsert()
         outcome.unchanged = int(accepted) - outcome.created - outcome.updated
+        for rebuild in rebuilds:
+            self._execute(str(rebuild.create.compile(dialect=self.connection.dialect)))
         if self.initial_load:
             self._execute(f"analyze {self.target.name} ({_columns(self._planned_columns())})")
             for constraint in self.foreign_keys:

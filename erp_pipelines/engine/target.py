@@ -122,6 +122,35 @@ class Target:
         """Constraints an initial load drops and adds back (the PostgreSQL manual's bulk-load recipe)."""
         return sorted(table_of(self.spec).foreign_key_constraints, key=lambda fk: fk.name or "")
 
+    def indexes_for_initial_load(self, connection: sa.Connection) -> list[IndexRebuild]:
+        """The primary key and indexes an initial load builds after the rows are in ("Remove Indexes": "the
+        fastest method is to create the table, bulk load the table's data using COPY, then create any indexes
+        needed for the table. Creating an index on pre-existing data is quicker than updating it incrementally
+        as each row is loaded", PostgreSQL manual, Populating a Database). 1M product_stock rows: 3.68 s into
+        the indexed table, 1.49 s + 0.66 s for the primary key afterwards (2026-12-03). A key that another
+        table's foreign key references stays: dropping it would take the referencing tables' constraints."""
+        table = table_of(self.spec)
+        referenced = set(connection.exec_driver_sql(
+            "select i.relname from pg_constraint c join pg_class i on i.oid = c.conindid "
+            "where c.contype = 'f' and c.confrelid = %(table)s::regclass", {"table": self.name}).scalars())
+        rebuilds = []
+        if table.primary_key.name and table.primary_key.name not in referenced:
+            rebuilds.append(IndexRebuild(f"alter table {self.name} drop constraint {quote(table.primary_key.name)}",
+                                         sa.schema.AddConstraint(table.primary_key)))
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.name not in referenced:
+                rebuilds.append(IndexRebuild(f"drop index {quote(PROJECT_SCHEMA)}.{quote(str(index.name))}",
+                                             sa.schema.CreateIndex(index)))
+        return rebuilds
+
+
+@dataclass(frozen=True)
+class IndexRebuild:
+    """An index an initial load drops before its insert and creates again after it."""
+
+    drop: str
+    create: sa.schema.ExecutableDDLElement
+
 
 class ApplicationTarget(Target):
     """A table the application owns: mapped names, surrogate-id references, the application's deletion
@@ -220,6 +249,9 @@ class ApplicationTarget(Target):
         return [f"update {self.name} t set {cleared} where {moving}"]
 
     def foreign_keys_for_initial_load(self) -> list[sa.ForeignKeyConstraint]:
+        return []
+
+    def indexes_for_initial_load(self, connection: sa.Connection) -> list[IndexRebuild]:
         return []
 
 

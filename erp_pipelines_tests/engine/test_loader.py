@@ -136,6 +136,41 @@ def test_a_rejected_move_keeps_its_old_value_which_blocks_the_swap_partner(app_d
     assert _live(app_db, "product", "item_number, sku") == [("P1", "A"), ("P2", "B")]
 
 
+def test_a_rejected_move_that_keeps_its_old_value_rejects_the_row_taking_that_value_next(app_db: sa.Engine) -> None:
+    """Round 1 rejects P1 and N (both take C); P1's live row keeps A, so round 2 rejects P3, which takes A."""
+    _products(app_db, [("P1", "A"), ("P2", "B")])
+    outcome = _run(app_db, PRODUCT, [_product_rows([("P1", "C"), ("N", "C")]), _product_rows([("P3", "A")])],
+                   run_id=2)
+    assert sorted(outcome.rejected) == [0, 1, 2]
+    assert "(item_number='P1') (live, not changed by this read)" in outcome.rejected[2]["duplicate_sku"]
+    assert _live(app_db, "product", "item_number, sku") == [("P1", "A"), ("P2", "B")]
+
+
+def _indexes(app_db: sa.Engine, table: str) -> dict[str, tuple[int, str]]:
+    with app_db.connect() as connection:
+        return {name: (oid, definition) for name, oid, definition in connection.execute(sa.text(
+            "select i.relname, i.oid, pg_get_indexdef(i.oid) from pg_index x join pg_class i on i.oid = x.indexrelid "
+            "where x.indrelid = cast(:table as regclass)"), {"table": table})}
+
+
+def test_an_initial_load_builds_the_indexes_after_its_rows_and_keeps_a_referenced_key(app_db: sa.Engine) -> None:
+    """product_stock's primary key and product's unique SKU index are built anew after the insert (same names
+    and definitions); product's primary key, which product_stock's foreign key references, stays in place."""
+    stock_before, product_before = _indexes(app_db, "product_stock"), _indexes(app_db, "product")
+    _run(app_db, PRODUCT, [_product_rows([("A", "SA"), ("B", "SB")])])
+    _run(app_db, STOCK, [_stock(["A", "B"])], run_id=2)
+    stock_after, product_after = _indexes(app_db, "product_stock"), _indexes(app_db, "product")
+    assert {n: d for n, (_, d) in stock_after.items()} == {n: d for n, (_, d) in stock_before.items()}
+    assert {n: d for n, (_, d) in product_after.items()} == {n: d for n, (_, d) in product_before.items()}
+    assert stock_after["pk_product_stock"][0] != stock_before["pk_product_stock"][0]
+    assert product_after["uq_product_sku_live"][0] != product_before["uq_product_sku_live"][0]
+    assert product_after["pk_product"][0] == product_before["pk_product"][0]
+    assert _run(app_db, STOCK, [_stock(["A"], on_hand=3.0)], run_id=3).updated == 1
+    assert _indexes(app_db, "product_stock") == stock_after
+    with pytest.raises(sa.exc.IntegrityError), app_db.begin() as connection:
+        connection.execute(sa.text("insert into product_stock select * from product_stock limit 1"))
+
+
 def test_full_read_withdraws_unchanged_children_of_a_deleted_parent(app_db: sa.Engine) -> None:
     _products(app_db, [("A", "SA"), ("B", "SB")])
     _run(app_db, STOCK, [_stock(["A", "B"])])
