@@ -356,7 +356,7 @@ class RunStage:
         key = [target.column(k) for k in self.key]
         values = [name for name, _ in written if name not in key]
         resolved = (f"select {', '.join(f'{expression} as {quote(name)}' for name, expression in written)} "
-                    f"from {stage} s where {self._accepted('s')}")
+                    f"from {stage} s{target.stage_joins} where {self._accepted('s')}")
         changed = f"select {names} from ({resolved}) r"
         if not self.initial_load:
             same = (f" and ({_columns(values, 't.')}) is not distinct from ({_columns(values, 'r.')})"

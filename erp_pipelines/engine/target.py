@@ -98,6 +98,11 @@ class Target:
         names = key + [c for c in self.spec.column_names if c not in key]
         return [(name, f"s.{quote(name)}") for name in names]
 
+    @property
+    def stage_joins(self) -> str:
+        """Tables `written` reads besides the stage row `s`."""
+        return ""
+
     def insert_audit(self, run: str) -> tuple[list[str], list[str]]:
         return list(AUDIT_COLUMNS), ["now()", "null", run]
 
@@ -206,13 +211,23 @@ class ApplicationTarget(Target):
     def written(self) -> list[tuple[str, str]]:
         referencing = self.replaced_by_references
         mapped = [(self.column(name), expression) for name, expression in super().written if name not in referencing]
-        for ref in self.references:
-            parent = ref.parent
-            match = " and ".join(f"p.{quote(parent.column(pc))} = s.{quote(c)}"
-                                 for c, pc in zip(ref.fk.columns, ref.fk.parent_columns, strict=True))
-            mapped.append((ref.column, f"(select p.{quote(parent.table_surrogate_key)} from {parent.name} p "
-                                       f"where {match} and {parent.live('p')})"))
+        for number, ref in enumerate(self.references):
+            mapped.append((ref.column, f"p{number}.{quote(ref.parent.table_surrogate_key)}"))
         return mapped
+
+    @property
+    def stage_joins(self) -> str:
+        """Each reference's live parent row, joined to the stage rows `s` (its id is `written`). A join, not a
+        subquery per row (an index probe each): the application-owned stock initial load took 9.19-9.74 s in the
+        engine against 9.49-10.11 s before (2026-12-03, within the spread). A missing parent was rejected before,
+        so a NULL id here is a NULL reference; the drift check requires a unique index on the parent's key."""
+        joins = []
+        for number, ref in enumerate(self.references):
+            parent, alias = ref.parent, f"p{number}"
+            match = " and ".join(f"{alias}.{quote(parent.column(pc))} = s.{quote(c)}"
+                                 for c, pc in zip(ref.fk.columns, ref.fk.parent_columns, strict=True))
+            joins.append(f" left join {parent.name} {alias} on {match} and {parent.live(alias)}")
+        return "".join(joins)
 
     @property
     def table_surrogate_key(self) -> str:
