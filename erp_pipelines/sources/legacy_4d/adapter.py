@@ -139,11 +139,11 @@ def _joined_types(types: list[pa.DataType], pending: pa.Schema, schema: pa.Schem
     if schema.names != pending.names:
         return None
     joined = []
-    for pending, arriving in zip(types, schema.types, strict=True):
-        if pa.types.is_null(pending) or pending == arriving:
+    for held, arriving in zip(types, schema.types, strict=True):
+        if pa.types.is_null(held) or held == arriving:
             joined.append(arriving)
         elif pa.types.is_null(arriving):
-            joined.append(pending)
+            joined.append(held)
         else:
             return None
     return joined
